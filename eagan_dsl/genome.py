@@ -1,0 +1,250 @@
+"""Genomes: one integer per searchable edge of a network, in spec order (paper §3.2, §4.3).
+
+Pure data and pure Python (no torch), so the checker can validate the genome strings written in a
+spec, and the compiler and runtime share one definition.
+
+String form (stable, readable, pastable into a spec or a command line): the candidate op names of
+the searchable edges, cells separated by `|`, optionally prefixed by the network name:
+`G:bilinear,bilinear,skip,none,conv1x1,conv3x3,skip|bilinear,...`.
+
+Validity comes from the graph (shared/DESIGN.md): every node of every cell needs at least one
+active (not `none`) input, all active inputs of a node agree in resolution, and the resolution
+never falls below one pixel. Policy for invalid genomes: `random` draws each cell uniformly among
+its valid assignments (rejection, per cell); `mutate` and `crossover` only return valid genomes
+(they try other edges and other ops, and give up by returning None when no valid different child
+exists); the search never trains an invalid genome.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random as _random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from math import prod
+
+from .ir import CellIR, NetworkIR, Op
+
+MAX_TRIES = 1000
+
+
+class GenomeError(ValueError):
+    """A genome string or vector that does not fit its network; the message says what to do."""
+
+
+@dataclass(frozen=True, order=True)
+class Genome:
+    network: str
+    choices: tuple[int, ...]
+
+    def __str__(self) -> str:
+        return f"{self.network}:{','.join(map(str, self.choices))}"
+
+
+def cell_problem(cell: CellIR, ops: Sequence[Op]) -> str | None:
+    """Why this assignment of one op per edge is not a valid cell, or None when it is."""
+    scale: dict[int, int | None] = {0: 0}
+    for node in range(1, cell.num_nodes):
+        incoming = [(e, op) for e, op in zip(cell.edges, ops) if e.dst == node]
+        active = [(e, op) for e, op in incoming if not op.is_none and scale.get(e.src) is not None]
+        if not active:
+            scale[node] = None
+            return f"node {node} of cell {cell.name} has no active input"
+        scales = {scale[e.src] + op.scale for e, op in active}  # type: ignore[operator]
+        if len(scales) > 1:
+            return f"the inputs of node {node} of cell {cell.name} differ in resolution"
+        scale[node] = scales.pop()
+    return None
+
+
+def cell_scale(cell: CellIR, ops: Sequence[Op]) -> int:
+    """log2 of the resolution change from a valid cell's input to its output."""
+    scale = {0: 0}
+    for edge, op in zip(cell.edges, ops):
+        if not op.is_none and edge.src in scale and edge.dst not in scale:
+            scale[edge.dst] = scale[edge.src] + op.scale
+    return scale.get(cell.output, 0)
+
+
+class GenomeSpace:
+    """The genomes of one network: codec, validity, size, sampling and variation (paper §4.3)."""
+
+    def __init__(self, network: NetworkIR, input_resolution: int | None = None) -> None:
+        self.network = network
+        self.genes = network.searchable_edges
+        self.candidates = tuple(network.candidates(g) for g in range(len(self.genes)))
+        # the resolution entering the first cell; cells must never shrink it below 1 pixel
+        self.input_resolution = input_resolution
+
+    # --------------------------------------------------------------------------------- codec
+    def encode(self, genome: Genome, prefix: bool = True) -> str:
+        groups: list[list[str]] = []
+        last = None
+        for gene, choice in enumerate(genome.choices):
+            pos = self.genes[gene][0]
+            if pos != last:
+                groups.append([])
+                last = pos
+            groups[-1].append(self.candidates[gene][choice].name)
+        body = "|".join(",".join(g) for g in groups)
+        return f"{self.network.name}:{body}" if prefix else body
+
+    def decode(self, text: str) -> Genome:
+        """Parse a genome string; raises GenomeError naming the first problem."""
+        text = text.strip()
+        if ":" in text:
+            name, text = text.split(":", 1)
+            if name.strip() != self.network.name:
+                raise GenomeError(
+                    f"genome is for network '{name.strip()}', not '{self.network.name}'"
+                )
+        cells = [c for c in text.split("|")]
+        expected = [sum(1 for p, _ in self.genes if p == pos) for pos in self.network.searchable_cells]
+        if len(cells) != len(expected):
+            raise GenomeError(
+                f"genome has {len(cells)} cell group(s) separated by '|', network "
+                f"'{self.network.name}' has {len(expected)} searchable cell(s)"
+            )
+        names = [n.strip() for group in cells for n in group.split(",")]
+        for i, (group, n) in enumerate(zip(cells, expected)):
+            got = len(group.split(","))
+            if got != n:
+                raise GenomeError(
+                    f"cell group {i + 1} of the genome has {got} op(s), network "
+                    f"'{self.network.name}' has {n} searchable edge(s) there"
+                )
+        choices = []
+        for gene, name in enumerate(names):
+            options = [op.name for op in self.candidates[gene]]
+            if name not in options:
+                pos, e = self.genes[gene]
+                edge = self.network.cells[pos].cell.edges[e]
+                raise GenomeError(
+                    f"'{name}' is not a candidate of edge {edge.src} -> {edge.dst} in cell "
+                    f"{pos + 1} (choice '{edge.choice}': {', '.join(options)})"
+                )
+            choices.append(options.index(name))
+        return Genome(self.network.name, tuple(choices))
+
+    def one_hot(self, genome: Genome) -> tuple[tuple[int, ...], ...]:
+        """The paper's encoding: one one-hot sequence per edge (§3.2)."""
+        return tuple(
+            tuple(int(i == c) for i in range(len(self.candidates[g])))
+            for g, c in enumerate(genome.choices)
+        )
+
+    # ------------------------------------------------------------------------------ validity
+    def ops(self, genome: Genome, pos: int) -> list[Op]:
+        """The op on every edge (fixed or chosen) of the cell at position `pos`."""
+        cell = self.network.cells[pos].cell
+        chosen = {e: genome.choices[g] for g, (p, e) in enumerate(self.genes) if p == pos}
+        return [
+            edge.candidates[chosen[i]] if edge.searchable else edge.candidates[0]
+            for i, edge in enumerate(cell.edges)
+        ]
+
+    def problem(self, genome: Genome) -> str | None:
+        """Why the genome is invalid, or None."""
+        if genome.network != self.network.name:
+            return f"genome is for network '{genome.network}', not '{self.network.name}'"
+        if len(genome.choices) != len(self.genes):
+            return f"genome has {len(genome.choices)} genes, network has {len(self.genes)}"
+        for g, c in enumerate(genome.choices):
+            if not 0 <= c < len(self.candidates[g]):
+                return f"gene {g} is {c}, outside 0..{len(self.candidates[g]) - 1}"
+        size = self.input_resolution
+        for pos, inst in enumerate(self.network.cells):
+            ops = self.ops(genome, pos)
+            why = cell_problem(inst.cell, ops)
+            if why is not None:
+                return f"cell {pos + 1}: {why}"
+            if size is not None:
+                scale = cell_scale(inst.cell, ops)
+                size = size * 2**scale if scale >= 0 else size // 2 ** (-scale)
+                if size < 1:
+                    return f"cell {pos + 1} shrinks the feature map below one pixel"
+        return None
+
+    def is_valid(self, genome: Genome) -> bool:
+        return self.problem(genome) is None
+
+    # ---------------------------------------------------------------------------------- size
+    @cached_property
+    def _cell_counts(self) -> tuple[int, ...]:
+        """Valid assignments per searchable cell, counted over classes of ops (none / scale)."""
+        counts = []
+        for pos in self.network.searchable_cells:
+            cell = self.network.cells[pos].cell
+            classes = []
+            for edge in cell.edges:
+                groups: dict[tuple[bool, int], list[Op]] = {}
+                for op in edge.candidates if edge.searchable else edge.candidates[:1]:
+                    groups.setdefault((op.is_none, op.scale), []).append(op)
+                classes.append([(ops[0], len(ops)) for ops in groups.values()])
+            total = 0
+            for combo in itertools.product(*classes):
+                if cell_problem(cell, [op for op, _ in combo]) is None:
+                    total += prod(n for _, n in combo)
+            counts.append(total)
+        return tuple(counts)
+
+    def size(self) -> int:
+        """The exact number of valid genomes (ignoring the resolution floor)."""
+        return prod(self._cell_counts)
+
+    def total(self) -> int:
+        """The number of genomes, valid or not: the product of the edges' candidate counts."""
+        return prod(len(c) for c in self.candidates)
+
+    # ---------------------------------------------------------------------- sample and vary
+    def random(self, rng: _random.Random) -> Genome:
+        """Uniform over valid genomes: each cell drawn uniformly among its valid assignments."""
+        for _ in range(MAX_TRIES):
+            choices: list[int] = []
+            for pos in self.network.searchable_cells:
+                genes = [g for g, (p, _) in enumerate(self.genes) if p == pos]
+                for _ in range(MAX_TRIES):
+                    part = [rng.randrange(len(self.candidates[g])) for g in genes]
+                    trial = Genome(self.network.name, tuple(choices + part + [0] * (len(self.genes) - len(choices) - len(part))))
+                    if cell_problem(self.network.cells[pos].cell, self.ops(trial, pos)) is None:
+                        break
+                else:
+                    raise GenomeError(f"cell {pos + 1} of '{self.network.name}' has no valid assignment")
+                choices.extend(part)
+            genome = Genome(self.network.name, tuple(choices))
+            if self.is_valid(genome):
+                return genome
+        raise GenomeError(f"no valid genome of '{self.network.name}' found in {MAX_TRIES} draws")
+
+    def mutate(self, genome: Genome, rng: _random.Random) -> Genome | None:
+        """Change the op of one random edge to another candidate (paper §4.3); None if no valid
+        single-edge change exists."""
+        moves = [
+            (g, c)
+            for g in range(len(self.genes))
+            for c in range(len(self.candidates[g]))
+            if c != genome.choices[g]
+        ]
+        rng.shuffle(moves)
+        # draw the edge first, then the op, as the paper does; fall back over all moves
+        for g, c in moves:
+            child = list(genome.choices)
+            child[g] = c
+            candidate = Genome(genome.network, tuple(child))
+            if self.is_valid(candidate):
+                return candidate
+        return None
+
+    def crossover(self, a: Genome, b: Genome, rng: _random.Random) -> Genome | None:
+        """Child = `a` with one edge copied from `b` where they differ (paper §4.3); None when the
+        parents are equal or no such exchange gives a valid genome (never an endless loop)."""
+        genes = [g for g in range(len(self.genes)) if a.choices[g] != b.choices[g]]
+        rng.shuffle(genes)
+        for g in genes:
+            child = list(a.choices)
+            child[g] = b.choices[g]
+            candidate = Genome(a.network, tuple(child))
+            if self.is_valid(candidate):
+                return candidate
+        return None

@@ -1,0 +1,160 @@
+"""The settings schema: every key a block or stage accepts, its type, default and source.
+
+One table drives the checker (types, ranges, unknown keys), `eagan show` (every resolved value,
+defaults included) and the language reference. Defaults are the paper's values (§5.1) unless the
+paper is silent, then the released code's (shared/research/official-eagan.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+ValueType = Literal[
+    "int",  # integer ≥ minimum
+    "float",  # real number within [minimum, maximum]
+    "prob",  # real number in [0, 1]
+    "bool",  # on | off | true | false
+    "enum",  # one of `choices`
+    "pair",  # a number, or a record (g: x, d: y) — one value per network
+    "int_pair",  # an integer, or a record (g: n, d: m)
+    "betas",  # a tuple of two numbers in [0, 1)
+    "optional_float",  # off, or a number within [minimum, maximum]
+    "string",  # a string, or off
+    "network",  # the name of a network (searchable or fixed)
+    "networks",  # a network name or a tuple of names (coupled search)
+    "source",  # a network name or best(stage)
+]
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: ValueType
+    default: Any
+    doc: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    required: bool = False
+
+
+def _k(name: str, type_: ValueType, default: Any, doc: str, **kw: Any) -> Key:
+    return Key(name, type_, default, doc, **kw)
+
+
+EVOLUTION = (
+    _k("population", "int", 32, "P, individuals per population; even, ≥ 4 (paper §5.1)", minimum=4),
+    _k("rounds", "int", 18, "search rounds R (paper §5.1)", minimum=1),
+    _k("epochs", "int", 10, "training epochs E per round (paper §5.1)", minimum=1),
+    _k("crossover", "prob", 0.3, "probability of crossover when making offspring (paper §4.3)"),
+    _k("mutation", "prob", 0.5, "probability of mutation when making offspring (paper §4.3)"),
+    _k(
+        "selection",
+        "enum",
+        "nsga2",
+        "nsga2: non-dominated sorting + crowding (paper §4.3); cars: the released code's pNSGA-III",
+        choices=("nsga2", "cars"),
+    ),
+    _k(
+        "pick",
+        "enum",
+        "lowest_fid",
+        "the individual a stage hands on: lowest FID / highest IS / fewest params on the first front",
+        choices=("lowest_fid", "highest_is", "smallest"),
+    ),
+    _k(
+        "strategy",
+        "enum",
+        "evolution",
+        "evolution (paper) or random: the random-search baseline with the same budget",
+        choices=("evolution", "random"),
+    ),
+)
+
+TRAIN = (
+    _k("loss", "enum", "hinge", "GAN loss (paper §5.1: hinge)", choices=("hinge",)),
+    _k("optimizer", "enum", "adam", "optimizer (paper §5.1: Adam)", choices=("adam",)),
+    _k("lr", "pair", {"g": 2e-4, "d": 2e-4}, "learning rate, or (g: x, d: y) (paper §5.1)", minimum=0),
+    _k("betas", "betas", (0.0, 0.9), "Adam betas (released code; paper silent)"),
+    _k("batch", "int_pair", {"g": 80, "d": 40}, "batch size, or (g: n, d: m) (released code)", minimum=1),
+    _k("n_critic", "int", 1, "D steps per G step (released code)", minimum=1),
+    _k("ema", "optional_float", None, "EMA decay of G's weights, or off", minimum=0, maximum=1),
+    _k("grad_clip", "optional_float", None, "gradient-norm clip for G and D, or off", minimum=0),
+)
+
+EVALUATE = (
+    _k("images", "int", 5000, "images per IS/FID evaluation during search (paper §5.1)", minimum=1),
+    _k("final_images", "int", 50000, "images for the final IS/FID (paper §5.1)", minimum=1),
+    _k(
+        "extractor",
+        "enum",
+        "auto",
+        "inception (TF 2015-12-05 Inception-v3), lenet (digits), or auto: lenet for digits",
+        choices=("auto", "inception", "lenet"),
+    ),
+    _k("splits", "int", 10, "IS splits (the original IS code: 10)", minimum=1),
+    _k("stats", "string", None, "real-data statistics (.npz with mu, sigma), or off to compute them"),
+    _k("eval_batch", "int", 100, "evaluation batch size (the original code: 100)", minimum=1),
+    _k(
+        "quantize",
+        "enum",
+        "truncate",
+        "generated images → uint8: truncate x·127.5+127.5 (TF-era code) or round",
+        choices=("truncate", "round"),
+    ),
+)
+
+RUN = (
+    _k("seed", "int", 0, "seed of every random generator", minimum=0),
+    _k("checkpoint_every", "int", 5, "checkpoint every N epochs of warm-up and fully-train", minimum=1),
+    _k("device", "enum", "auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda")),
+)
+
+SEARCH_STAGE = (
+    _k("network", "networks", None, "the network searched (a tuple of two for coupled search)", required=True),
+    _k("against", "network", None, "a fixed opponent network (paper §4.1: stage 1's fixed D)"),
+    _k("with", "source", None, "the opponent: best(stage) or a network (paper §4.2: copies of G*)"),
+    _k(
+        "pairing",
+        "enum",
+        None,
+        "many_to_one (paper §4.1), one_to_one (§4.2) or coupled (§5.3 ablation); default by role",
+        choices=("many_to_one", "one_to_one", "coupled"),
+    ),
+    _k("weight_reset", "bool", True, "copy the best G into all P generators after each round (§4.2)"),
+    _k("warmup", "int", 50, "warm-up epochs before the first round (paper §5.1)", minimum=0),
+    _k("repeat", "int", 1, "repeat the two stages this many times (paper §5.3 EAGAN-GD3)", minimum=1),
+)
+
+TRAIN_STAGE = (
+    _k("g", "source", None, "the generator: a network or best(stage)", required=True),
+    _k("d", "source", None, "the discriminator: a network or best(stage)", required=True),
+    _k("epochs", "int", 600, "fully-train epochs (paper §5.1)", minimum=1),
+)
+
+BLOCKS: dict[str, tuple[Key, ...]] = {
+    "evolution": EVOLUTION,
+    "train": TRAIN,
+    "evaluate": EVALUATE,
+    "run": RUN,
+}
+
+# A stage accepts its own keys and overrides of these blocks' keys.
+STAGES: dict[str, tuple[tuple[Key, ...], tuple[str, ...]]] = {
+    "search": (SEARCH_STAGE, ("evolution", "train", "evaluate")),
+    "train": (TRAIN_STAGE, ("train", "evaluate")),
+}
+
+OBJECTIVES = {"fid": "min", "is": "max", "params": "min"}
+DIRECTIONS = ("min", "max")
+
+DATASETS: dict[str, dict[str, Any]] = {
+    # name: default resolution and channels; root default "data/<name>" (relative to the spec)
+    "cifar10": {"resolution": 32, "channels": 3, "needs_root": True},
+    "stl10": {"resolution": 48, "channels": 3, "needs_root": True},  # paper §5.1: 96 → 48
+    "digits": {"resolution": 16, "channels": 1, "needs_root": False},  # research cpu-benchmark §3
+    "imagefolder": {"resolution": None, "channels": 3, "needs_root": True},
+}
+DATA_ARGS = ("root", "resolution", "channels")
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
