@@ -1032,6 +1032,10 @@ class _Checker:
                     self.error(self.stage_setting_span(st, "network"), f"network {name} has no searchable edge")
                     ok = False
             if isinstance(net, tuple):
+                roles = sorted(self.roles.get(n, "") for n in net if isinstance(n, str))
+                if roles != ["discriminator", "generator"]:
+                    self.error(self.stage_setting_span(st, "network"), "a coupled search takes one generator and one discriminator, e.g. network: (G, D)")
+                    ok = False
                 if v.get("pairing") not in (None, "coupled"):
                     self.error(self.stage_setting_span(st, "pairing"), "searching two networks at once is the coupled pairing")
                     ok = False

@@ -124,7 +124,6 @@ SEARCH_STAGE = (
     ),
     _k("weight_reset", "bool", True, "copy the best G into all P generators after each round (§4.2)"),
     _k("warmup", "int", 50, "warm-up epochs before the first round (paper §5.1)", minimum=0),
-    _k("repeat", "int", 1, "repeat the two stages this many times (paper §5.3 EAGAN-GD3)", minimum=1),
 )
 
 TRAIN_STAGE = (

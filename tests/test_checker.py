@@ -128,11 +128,11 @@ CASES = [
     ),
     (
         "resolution",
-        "project(size: 2, split: 2)",
         "project(size: 4, split: 2)",
+        "project(size: 8, split: 2)",
         [
-            "56:11: generator G makes 4×2^2 = 16 pixels, but data digits has resolution 8 "
-            "(set project(size: 2) or change the cells)"
+            "56:11: generator G makes 8×2^2 = 32 pixels, but data digits has resolution 16 "
+            "(set project(size: 4) or change the cells)"
         ],
     ),
     (
@@ -183,7 +183,7 @@ CASES = [
     ),
     (
         "missing_data",
-        "  data digits(resolution: 8)\n",
+        "  data digits(resolution: 16)\n",
         "",
         ["2:8: search tiny has no `data` line (add one, e.g. data digits(resolution: 16))"],
     ),

@@ -128,7 +128,9 @@ def test_frechet_closed_form_for_diagonal_gaussians():
     v1, v2 = rng.uniform(0.1, 2, 32), rng.uniform(0.1, 2, 32)
     mu1, mu2 = rng.standard_normal(32), rng.standard_normal(32)
     expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()
-    assert frechet_distance(mu1, np.diag(v1), (mu2, np.diag(v2))) == pytest.approx(expected, rel=1e-12)
+    assert frechet_distance(mu1, np.diag(v1), (mu2, np.diag(v2))) == pytest.approx(
+        expected, rel=1e-12
+    )
     assert frechet_distance(mu1, np.diag(v1), (mu1, np.diag(v1))) == pytest.approx(0, abs=1e-10)
 
 
@@ -138,8 +140,8 @@ def test_reference_sqrt_is_computed_once_and_correct():
     ref = ReferenceStats(np.zeros(16), s)
     r = ref.sqrt_sigma
     assert ref.sqrt_sigma is r
-    np.testing.assert_allclose((r @ r).numpy(), s, atol=1e-12)
-    np.testing.assert_allclose(psd_sqrt(s).numpy(), scipy.linalg.sqrtm(s).real, atol=1e-10)
+    np.testing.assert_allclose(r @ r, s, atol=1e-12)
+    np.testing.assert_allclose(psd_sqrt(s), scipy.linalg.sqrtm(s).real, atol=1e-10)
 
 
 def test_frechet_nan_statistics_give_nan():
@@ -217,7 +219,11 @@ def test_digits_split_protocol():
     from sklearn.datasets import load_digits as sk
 
     raw = torch.tensor(sk().images, dtype=torch.float32)[:, None] / 16
-    up = torch.nn.functional.interpolate(raw, size=(16, 16), mode="bilinear", align_corners=False) * 2 - 1
+    up = (
+        torch.nn.functional.interpolate(raw, size=(16, 16), mode="bilinear", align_corners=False)
+        * 2
+        - 1
+    )
     flat = up.flatten(1)
     tr, ho = load_digits(16)
     assert torch.equal(tr, s.x_train)
@@ -271,7 +277,9 @@ def test_reference_stats_cached_rebuilt_when_stale_or_corrupt(tmp_path, monkeypa
 
     calls = []
     real = stats_mod.compute_feature_stats
-    monkeypatch.setattr(stats_mod, "compute_feature_stats", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(
+        stats_mod, "compute_feature_stats", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
     again = reference_stats("digits", m)
     assert calls == [] and np.array_equal(again.sigma, first.sigma)  # served from the cache
 
@@ -389,7 +397,9 @@ def test_real_heldout_images_score_like_real_data(lenet_and_ref):
         return out
 
     res = evaluate_generator(replay, 500, m, ref, batch_size=100, latent_dim=4, splits=1)
-    assert abs(res.fid) < 1e-6  # the very same images as the reference
+    # the very same images as the reference; 14 dead LeNet features make the covariance
+    # singular, where any matrix square root is accurate to ~√ε·‖Σ‖ only (measured: 6e-6)
+    assert abs(res.fid) < 1e-7 * np.trace(ref.sigma)
     assert res.is_mean > 8.5  # cpu-benchmark.md: IS analogue of real held-out images 9.53
 
 

@@ -46,7 +46,10 @@ def gen_dir(tmp_path):
     (d / "generator.py").write_text(GENERATOR_PY)
     torch.manual_seed(0)
     fc = torch.nn.Linear(8, 256)
-    save_file({"fc.weight": fc.weight.detach().contiguous(), "fc.bias": fc.bias.detach()}, str(d / "generator.safetensors"))
+    save_file(
+        {"fc.weight": fc.weight.detach().contiguous(), "fc.bias": fc.bias.detach()},
+        str(d / "generator.safetensors"),
+    )
     return d
 
 
@@ -69,7 +72,9 @@ def test_eval_command_prints_and_writes_json(app, gen_dir, tmp_path):
     # the same numbers as the library call with the same generator, extractor, stats and seed
     g = load_exported_generator(gen_dir)
     m = lenet_digits()
-    direct = evaluate_generator(g.module, 200, m, reference_stats("digits", m, cache_dir=cache), seed=3, latent_dim=8)
+    direct = evaluate_generator(
+        g.module, 200, m, reference_stats("digits", m, cache_dir=cache), seed=3, latent_dim=8
+    )
     assert data["fid"] == pytest.approx(direct.fid, rel=1e-9)
     assert data["is_mean"] == pytest.approx(direct.is_mean, rel=1e-9)
     assert data["n"] == 200 and data["seed"] == 3 and data["dataset"] == "digits"
@@ -92,9 +97,20 @@ def test_weights_as_pt_file(gen_dir):
         (lambda d: (d / "generator.py").unlink(), "generator.py is missing"),
         (lambda d: (d / "generator.safetensors").unlink(), "no weights"),
         (lambda d: (d / "generator.safetensors").write_bytes(b"junk"), "cannot be read"),
-        (lambda d: (d / "generator.py").write_text(GENERATOR_PY.replace("LATENT_DIM = 8", "LATENT_DIM = 9")), "do not fit"),
-        (lambda d: (d / "generator.py").write_text(GENERATOR_PY.replace("CHANNELS = 1\n", "")), "CHANNELS"),
-        (lambda d: (d / "generator.py").write_text("import nonexistent_module_xyz\n"), "importing it failed"),
+        (
+            lambda d: (d / "generator.py").write_text(
+                GENERATOR_PY.replace("LATENT_DIM = 8", "LATENT_DIM = 9")
+            ),
+            "do not fit",
+        ),
+        (
+            lambda d: (d / "generator.py").write_text(GENERATOR_PY.replace("CHANNELS = 1\n", "")),
+            "CHANNELS",
+        ),
+        (
+            lambda d: (d / "generator.py").write_text("import nonexistent_module_xyz\n"),
+            "importing it failed",
+        ),
     ],
 )
 def test_bad_generator_directories(gen_dir, breakage, message):
@@ -111,10 +127,16 @@ def test_bad_input_exits_2(app, tmp_path, gen_dir):
 
 
 def test_cifar10_without_images_or_stats_is_a_clear_error(gen_dir, tmp_path, monkeypatch):
-    (gen_dir / "generator.py").write_text(GENERATOR_PY.replace("RESOLUTION = 16", "RESOLUTION = 32").replace("CHANNELS = 1", "CHANNELS = 3"))
+    (gen_dir / "generator.py").write_text(
+        GENERATOR_PY.replace("RESOLUTION = 16", "RESOLUTION = 32").replace(
+            "CHANNELS = 1", "CHANNELS = 3"
+        )
+    )
     torch.manual_seed(0)
     fc = torch.nn.Linear(8, 3 * 32 * 32)
-    torch.save({"fc.weight": fc.weight.detach(), "fc.bias": fc.bias.detach()}, gen_dir / "generator.pt")
+    torch.save(
+        {"fc.weight": fc.weight.detach(), "fc.bias": fc.bias.detach()}, gen_dir / "generator.pt"
+    )
     (gen_dir / "generator.safetensors").unlink()
     monkeypatch.delenv("EAGAN_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
@@ -122,3 +144,33 @@ def test_cifar10_without_images_or_stats_is_a_clear_error(gen_dir, tmp_path, mon
         run_eval(gen_dir, "cifar10", 100, device="cpu", allow_download=False)
     with pytest.raises(MetricsError, match="digits needs 1-channel 16x16"):
         run_eval(gen_dir, "digits", 100, device="cpu")
+
+
+@pytest.mark.filterwarnings("ignore:FID from")
+def test_eval_with_inception_against_npz_stats(app, gen_dir, tmp_path):
+    import numpy as np
+
+    from runtime.metrics.inception import random_inception_state_dict
+
+    (gen_dir / "generator.py").write_text(
+        GENERATOR_PY.replace("CHANNELS = 1", "CHANNELS = 3").replace(
+            "RESOLUTION = 16", "RESOLUTION = 8"
+        )
+    )
+    torch.manual_seed(0)
+    fc = torch.nn.Linear(8, 3 * 8 * 8)
+    torch.save(
+        {"fc.weight": fc.weight.detach(), "fc.bias": fc.bias.detach()}, gen_dir / "generator.pt"
+    )
+    (gen_dir / "generator.safetensors").unlink()
+    w = tmp_path / "random_inception.pth"
+    torch.save(random_inception_state_dict(0), w)
+    stats = tmp_path / "fid_stats_test.npz"
+    np.savez(stats, mu=np.zeros(2048), sigma=np.eye(2048))  # TTUR layout
+    out = tmp_path / "r.json"
+    r = CliRunner().invoke(app, ["eval", str(gen_dir), "--data", str(stats), "--images", "10", "--device", "cpu",
+                                 "--inception-weights", str(w), "--no-download", "--json-out", str(out)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["extractor"].startswith("inception") and data["quantize"] == "truncate"
+    assert data["reference"] == "fid_stats_test.npz" and np.isfinite(data["fid"])

@@ -14,18 +14,18 @@ class MetricsError(Exception):
     """
 
 
-from runtime.metrics.extractor import FeatureExtractor, to_uint8  # noqa: E402
-from runtime.metrics.frechet import ReferenceStats, frechet_distance  # noqa: E402
-from runtime.metrics.inception import InceptionV3FID, inception_v3_fid  # noqa: E402
-from runtime.metrics.lenet import LeNetDigits, lenet_digits, train_lenet  # noqa: E402
-from runtime.metrics.stats import (  # noqa: E402
+from runtime.metrics.evaluate import EvalResult, evaluate_generator
+from runtime.metrics.extractor import FeatureExtractor, to_uint8
+from runtime.metrics.frechet import ReferenceStats, frechet_distance
+from runtime.metrics.inception import InceptionV3FID, inception_v3_fid
+from runtime.metrics.lenet import LeNetDigits, lenet_digits, train_lenet
+from runtime.metrics.stats import (
     FeatureStats,
     InceptionScore,
     load_npz_stats,
     reference_stats,
     save_npz_stats,
 )
-from runtime.metrics.evaluate import EvalResult, evaluate_generator  # noqa: E402
 
 __all__ = [
     "EvalResult",

@@ -46,15 +46,21 @@ class ExportedGenerator:
     path: Path
 
 
-def load_exported_generator(directory: str | os.PathLike[str], device: str | torch.device = "cpu") -> ExportedGenerator:
+def load_exported_generator(
+    directory: str | os.PathLike[str], device: str | torch.device = "cpu"
+) -> ExportedGenerator:
     """Import `DIR/generator.py`, build `Generator()`, load its weights strictly."""
     d = Path(directory)
     if not d.is_dir():
         raise MetricsError(f"generator directory {d} does not exist")
     src = d / "generator.py"
     if not src.is_file():
-        raise MetricsError(f"{src} is missing: an exported generator directory holds generator.py and its weights")
-    name = "eagan_exported_generator_" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:12]
+        raise MetricsError(
+            f"{src} is missing: an exported generator directory holds generator.py and its weights"
+        )
+    name = (
+        "eagan_exported_generator_" + hashlib.sha256(str(src.resolve()).encode()).hexdigest()[:12]
+    )
     spec = importlib.util.spec_from_file_location(name, src)
     if spec is None or spec.loader is None:
         raise MetricsError(f"{src}: cannot be imported")
@@ -96,7 +102,9 @@ def load_exported_generator(directory: str | os.PathLike[str], device: str | tor
         gen.load_state_dict(sd, strict=True)
     except RuntimeError as e:
         raise MetricsError(f"{wpath}: weights do not fit {src}'s Generator:\n{e}") from e
-    return ExportedGenerator(gen.to(device).eval(), consts["LATENT_DIM"], consts["RESOLUTION"], consts["CHANNELS"], d)
+    return ExportedGenerator(
+        gen.to(device).eval(), consts["LATENT_DIM"], consts["RESOLUTION"], consts["CHANNELS"], d
+    )
 
 
 def _device(device: str) -> torch.device:
@@ -131,11 +139,17 @@ def extractor_and_reference(
         return ext, reference_stats("digits", ext, cache_dir=cache_dir, device=device)
     if dataset in INCEPTION_DATASETS or dataset.endswith(".npz"):
         if channels not in (1, 3):
-            raise MetricsError(f"Inception needs 1- or 3-channel images, the generator makes {channels}")
+            raise MetricsError(
+                f"Inception needs 1- or 3-channel images, the generator makes {channels}"
+            )
         ext = inception_v3_fid(inception_weights, allow_download=allow_download, device=device)
-        ref = reference_stats(dataset, ext, resolution=resolution, cache_dir=cache_dir, device=device)
+        ref = reference_stats(
+            dataset, ext, resolution=resolution, cache_dir=cache_dir, device=device
+        )
         return ext, ref
-    raise MetricsError(f"unknown data set {dataset!r}: use digits, {', '.join(INCEPTION_DATASETS)} or a .npz statistics file")
+    raise MetricsError(
+        f"unknown data set {dataset!r}: use digits, {', '.join(INCEPTION_DATASETS)} or a .npz statistics file"
+    )
 
 
 def run_eval(
@@ -154,7 +168,9 @@ def run_eval(
 ) -> EvalResult:
     """Library form of `eagan eval`; raises `MetricsError` for bad input."""
     if n_images < max(2, splits):
-        raise MetricsError(f"--images must be at least {max(2, splits)} (one per IS split), got {n_images}")
+        raise MetricsError(
+            f"--images must be at least {max(2, splits)} (one per IS split), got {n_images}"
+        )
     dev = _device(device)
     gen = load_exported_generator(generator_dir, dev)
     ext, ref = extractor_and_reference(
@@ -173,25 +189,67 @@ def result_table(result: EvalResult, title: str = "eagan eval") -> Table:
     t.add_column("value", justify="right")
     t.add_row("IS", f"{result.is_mean:.4f} ± {result.is_std:.4f}")
     t.add_row("FID", f"{result.fid:.4f}")
-    for k in ("n", "splits", "extractor", "weights_id", "reference", "quantize", "batch_size", "seed", "device"):
+    for k in (
+        "n",
+        "splits",
+        "extractor",
+        "weights_id",
+        "reference",
+        "quantize",
+        "batch_size",
+        "seed",
+        "device",
+    ):
         t.add_row(k, str(getattr(result, k)))
     t.add_row("seconds", f"{result.seconds:.1f}")
     return t
 
 
 def eval_command(
-    generator_dir: Annotated[Path, typer.Argument(help="exported generator directory (generator.py + weights)")],
-    dataset: Annotated[str, typer.Option("--data", "-d", help="digits, cifar10, stl10, or a .npz file with mu/sigma")] = "digits",
-    n_images: Annotated[int, typer.Option("--images", "-n", help="number of generated images")] = 5000,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", help="default: the extractor's per-device choice")] = None,
+    generator_dir: Annotated[
+        Path, typer.Argument(help="exported generator directory (generator.py + weights)")
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option("--data", "-d", help="digits, cifar10, stl10, or a .npz file with mu/sigma"),
+    ] = "digits",
+    n_images: Annotated[
+        int, typer.Option("--images", "-n", help="number of generated images")
+    ] = 5000,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="default: the extractor's per-device choice")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="seed of the latent vectors")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
-    inception_weights: Annotated[Path | None, typer.Option("--inception-weights", help="pt_inception-2015-12-05-6726825d.pth (else $EAGAN_INCEPTION_WEIGHTS, else torch hub cache)")] = None,
-    allow_download: Annotated[bool, typer.Option("--download/--no-download", help="fetch the Inception weights if not found")] = True,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="real statistics cache (default $EAGAN_CACHE/stats or ~/.cache/eagan/stats)")] = None,
+    inception_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--inception-weights",
+            help="pt_inception-2015-12-05-6726825d.pth (else $EAGAN_INCEPTION_WEIGHTS, else torch hub cache)",
+        ),
+    ] = None,
+    allow_download: Annotated[
+        bool,
+        typer.Option("--download/--no-download", help="fetch the Inception weights if not found"),
+    ] = True,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="real statistics cache (default $EAGAN_CACHE/stats or ~/.cache/eagan/stats)",
+        ),
+    ] = None,
     splits: Annotated[int, typer.Option("--splits", help="IS splits")] = 10,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast in the extractor (not comparable with float32 numbers)")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json-out", help="write the result as JSON here")] = None,
+    bf16: Annotated[
+        bool,
+        typer.Option(
+            "--bf16",
+            help="bfloat16 autocast in the extractor (not comparable with float32 numbers)",
+        ),
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json-out", help="write the result as JSON here")
+    ] = None,
 ) -> None:
     """IS and FID of an exported generator against a real data set."""
     try:
@@ -205,7 +263,11 @@ def eval_command(
         raise typer.Exit(2) from None
     Console().print(result_table(result))
     if json_out is not None:
-        payload: dict[str, Any] = {"generator": str(generator_dir), "dataset": dataset, **result.to_dict()}
+        payload: dict[str, Any] = {
+            "generator": str(generator_dir),
+            "dataset": dataset,
+            **result.to_dict(),
+        }
         json_out.parent.mkdir(parents=True, exist_ok=True)
         tmp = json_out.with_name(json_out.name + ".tmp")
         tmp.write_text(json.dumps(payload, indent=2) + "\n")

@@ -136,7 +136,9 @@ def evaluate_generator(
     if latent_dim is None:
         latent_dim = getattr(generate, "latent_dim", None) or getattr(generate, "LATENT_DIM", None)
         if latent_dim is None:
-            raise ValueError("latent_dim is required for a generator without a latent_dim attribute")
+            raise ValueError(
+                "latent_dim is required for a generator without a latent_dim attribute"
+            )
     if isinstance(generate, nn.Module) and device is None:
         dev = _module_device(generate) or torch.device("cpu")
     elif device is not None:
@@ -169,14 +171,26 @@ def evaluate_generator(
             while done < n_images:
                 b = min(bs, n_images - done)
                 images = generate(latents.take(b).to(dev))
-                if not isinstance(images, torch.Tensor) or images.dim() != 4 or images.shape[0] != b:
-                    got = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-                    raise MetricsError(f"the generator must return images (b, C, H, W) for b={b}, got {got}")
+                if (
+                    not isinstance(images, torch.Tensor)
+                    or images.dim() != 4
+                    or images.shape[0] != b
+                ):
+                    got = (
+                        tuple(images.shape)
+                        if isinstance(images, torch.Tensor)
+                        else type(images).__name__
+                    )
+                    raise MetricsError(
+                        f"the generator must return images (b, C, H, W) for b={b}, got {got}"
+                    )
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                     try:
                         feats, logits = extractor(images.float())
                     except ValueError as e:
-                        raise MetricsError(f"generated images do not suit {extractor.name}: {e}") from e
+                        raise MetricsError(
+                            f"generated images do not suit {extractor.name}: {e}"
+                        ) from e
                 feats_acc.update(feats)
                 is_acc.update(logits)
                 done += b

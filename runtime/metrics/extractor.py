@@ -58,7 +58,9 @@ class FeatureExtractor(nn.Module):
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if images.dim() != 4:
-            raise ValueError(f"{self.name}: expected images (N, C, H, W), got shape {tuple(images.shape)}")
+            raise ValueError(
+                f"{self.name}: expected images (N, C, H, W), got shape {tuple(images.shape)}"
+            )
         return self.features_and_logits(self.preprocess(images))
 
     def default_batch_size(self, device: torch.device) -> int:

@@ -102,7 +102,12 @@ class _InceptionC(InceptionC):
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         bd = self.branch7x7dbl_1(x)
-        for layer in (self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             bd = layer(bd)
         bp = self.branch_pool(F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=False))
         return [b1, b7, bd, bp]
@@ -141,7 +146,9 @@ class InceptionV3FID(FeatureExtractor):
     in_channels = 3
     in_resolution = None
 
-    def __init__(self, quantize: QuantizeRule = "truncate", weights_id: str = "random-init") -> None:
+    def __init__(
+        self, quantize: QuantizeRule = "truncate", weights_id: str = "random-init"
+    ) -> None:
         super().__init__()
         if quantize not in ("truncate", "round"):
             raise ValueError(f"quantize must be 'truncate' or 'round', got {quantize!r}")
@@ -290,11 +297,19 @@ def _check_state_dict(model: nn.Module, sd: object, path: Path) -> dict[str, tor
     unexpected = sorted(set(sd) - set(want))
     wrong = sorted(k for k in set(sd) & set(want) if sd[k].shape != want[k])
     if missing or unexpected or wrong:
-        lines = [f"{path}: does not fit the TF Inception-v3 ({len(want)} tensors expected, {len(sd)} found)"]
+        lines = [
+            f"{path}: does not fit the TF Inception-v3 ({len(want)} tensors expected, {len(sd)} found)"
+        ]
         if missing:
-            lines.append(f"  missing keys ({len(missing)}): {', '.join(missing[:5])}" + (" ..." if len(missing) > 5 else ""))
+            lines.append(
+                f"  missing keys ({len(missing)}): {', '.join(missing[:5])}"
+                + (" ..." if len(missing) > 5 else "")
+            )
         if unexpected:
-            lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:5])}" + (" ..." if len(unexpected) > 5 else ""))
+            lines.append(
+                f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected[:5])}"
+                + (" ..." if len(unexpected) > 5 else "")
+            )
         for k in wrong[:5]:
             lines.append(f"  {k}: shape {tuple(sd[k].shape)}, expected {tuple(want[k])}")
         raise MetricsError("\n".join(lines))
@@ -314,11 +329,15 @@ def inception_v3_fid(
     `weights_id` records the file's SHA-256 prefix, so statistics made with other weights (or
     with random test weights) never mix with these.
     """
-    path = resolve_inception_weights(weights_path, allow_download=allow_download, timeout_s=timeout_s)
+    path = resolve_inception_weights(
+        weights_path, allow_download=allow_download, timeout_s=timeout_s
+    )
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise MetricsError(f"{path}: cannot be read as a PyTorch weight file ({type(e).__name__}: {e})") from e
+        raise MetricsError(
+            f"{path}: cannot be read as a PyTorch weight file ({type(e).__name__}: {e})"
+        ) from e
     model = InceptionV3FID(quantize=quantize)
     model.load_state_dict(_check_state_dict(model, sd, path), strict=True)
     model.weights_id = f"inception-2015-12-05:sha256:{sha256_file(path)[:16]}"

@@ -89,7 +89,9 @@ class InceptionScore:
     Reported: mean and population std (`np.std`) over the splits.
     """
 
-    def __init__(self, n_total: int, num_classes: int, splits: int = 10, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self, n_total: int, num_classes: int, splits: int = 10, device: str | torch.device = "cpu"
+    ) -> None:
         if splits < 1 or n_total < splits:
             raise ValueError(f"need n_total >= splits >= 1, got n_total={n_total}, splits={splits}")
         self.n_total = n_total
@@ -133,7 +135,12 @@ def save_npz_stats(path: str | os.PathLike[str], stats: ReferenceStats) -> None:
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, mu=stats.mu, sigma=stats.sigma, meta=np.array(json.dumps(stats.meta, sort_keys=True)))
+            np.savez(
+                f,
+                mu=stats.mu,
+                sigma=stats.sigma,
+                meta=np.array(json.dumps(stats.meta, sort_keys=True)),
+            )
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -154,7 +161,9 @@ def load_npz_stats(path: str | os.PathLike[str]) -> ReferenceStats:
             meta = json.loads(str(z["meta"])) if "meta" in z.files else {"source": path.name}
         stats = ReferenceStats(mu, sigma, meta)
     except Exception as e:  # BadZipFile, missing key, bad JSON, wrong shapes ...
-        raise MetricsError(f"{path}: not a readable statistics file with 'mu' and 'sigma' ({type(e).__name__}: {e})") from e
+        raise MetricsError(
+            f"{path}: not a readable statistics file with 'mu' and 'sigma' ({type(e).__name__}: {e})"
+        ) from e
     if not (np.isfinite(stats.mu).all() and np.isfinite(stats.sigma).all()):
         raise MetricsError(f"{path}: statistics contain NaN or infinity")
     return stats
@@ -167,7 +176,9 @@ def default_cache_dir() -> Path:
     return (Path(root).expanduser() if root else Path.home() / ".cache" / "eagan") / "stats"
 
 
-def stats_key(dataset: str, split: str, resolution: int, extractor: FeatureExtractor) -> dict[str, Any]:
+def stats_key(
+    dataset: str, split: str, resolution: int, extractor: FeatureExtractor
+) -> dict[str, Any]:
     """Everything the statistics depend on; a change in any of it means other statistics."""
     return {
         "format": STATS_FORMAT,
@@ -181,7 +192,10 @@ def stats_key(dataset: str, split: str, resolution: int, extractor: FeatureExtra
 def stats_path(key: dict[str, Any], cache_dir: str | os.PathLike[str] | None = None) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    return root / f"{key['dataset']}-{key['split']}-{key['resolution']}px-{key['extractor']}-{digest}.npz"
+    return (
+        root
+        / f"{key['dataset']}-{key['split']}-{key['resolution']}px-{key['extractor']}-{digest}.npz"
+    )
 
 
 @torch.inference_mode()
@@ -237,7 +251,9 @@ def reference_stats(
         try:
             cached = load_npz_stats(path)
         except MetricsError as e:
-            warnings.warn(f"rebuilding unreadable statistics cache: {e}", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"rebuilding unreadable statistics cache: {e}", RuntimeWarning, stacklevel=2
+            )
         else:
             if {k: cached.meta.get(k) for k in key} == key and cached.dim == extractor.feature_dim:
                 return cached

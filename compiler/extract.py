@@ -1,0 +1,119 @@
+"""Subnets: the chosen ops of one genome as a plain module (paper §4.1: candidates inherit the
+supernet's weights; §5.1: the fully-train stage trains (G*, D*) as standalone networks).
+
+`extract` copies the chosen ops (training the subnet does not touch the supernet); its forward is
+the supernet's `_run` with the genome baked in, so `extract(s, g)(x)` equals `s(x, g)` bit for bit.
+State-dict layout: `project.layers.i.*`, `stem.i.*`, `cells.<cell position>.<edge index>.<part>.*`
+(edges with `none` are absent), `links.i.*`, `head.i.*`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from eagan_dsl.genome import Genome
+from eagan_dsl.ir import NetworkIR
+
+from .ops import Chain
+from .params import genome_space
+from .supernet import EdgeFn, GenomeLike, SuperNet, _Network, as_genome, build_edge_op
+
+__all__ = ["SubNet", "build_subnet", "extract", "subnet_key"]
+
+
+class SubNet(_Network):
+    """One architecture: only its chosen ops; `forward(x)` needs no genome."""
+
+    def __init__(self, network: NetworkIR, genome: Genome) -> None:
+        super().__init__()
+        self.genome = genome
+        self.network = network
+
+    def _set_edges(self, edges: Mapping[tuple[int, int], Chain]) -> None:
+        self.cells = nn.ModuleList(
+            nn.ModuleDict({str(e): edges[(pos, e)] for e in range(len(inst.cell.edges)) if (pos, e) in edges})
+            for pos, inst in enumerate(self.network.cells)
+        )
+
+    def edge(self, pos: int, e: int) -> Chain | None:
+        cell = self.cells[pos]
+        assert isinstance(cell, nn.ModuleDict)
+        op = cell[str(e)] if str(e) in cell else None
+        assert op is None or isinstance(op, Chain)
+        return op
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        def edge_fn(pos: int, e: int) -> EdgeFn | None:
+            return self.edge(pos, e)
+
+        return self._run(x, edge_fn)
+
+
+def _check(network: NetworkIR, genome: GenomeLike) -> tuple[Genome, dict[tuple[int, int], int | None]]:
+    g = as_genome(network, genome)
+    problem = genome_space(network).problem(g)
+    if problem is not None:
+        raise ValueError(f"invalid genome {g}: {problem}")
+    chosen = dict(zip(network.searchable_edges, g.choices))
+    plan: dict[tuple[int, int], int | None] = {}
+    for pos, inst in enumerate(network.cells):
+        for e, edge in enumerate(inst.cell.edges):
+            c = chosen.get((pos, e), 0)
+            plan[(pos, e)] = None if edge.candidates[c].is_none else c
+    return g, plan
+
+
+def extract(supernet: SuperNet, genome: GenomeLike) -> SubNet:
+    """The subnet of `genome` with copies of the supernet's weights (and buffers: BN statistics,
+    spectral-norm vectors), in the supernet's train/eval mode, on its device and dtype."""
+    network = supernet.network
+    g, plan = _check(network, genome)
+    sub = SubNet(network, g)
+    sub.project = copy.deepcopy(supernet.project)
+    sub.stem = copy.deepcopy(supernet.stem)
+    sub.links = copy.deepcopy(supernet.links)
+    sub.head = copy.deepcopy(supernet.head)
+    sub._links_into = dict(supernet._links_into)
+    sub._link_sources = set(supernet._link_sources)
+    edges = {}
+    for (pos, e), c in plan.items():
+        if c is not None:
+            module = supernet.cells[pos].edges[e].ops[c]
+            edges[(pos, e)] = copy.deepcopy(module)
+    sub._set_edges(edges)
+    sub.train(supernet.training)
+    return sub
+
+
+def build_subnet(network: NetworkIR, genome: GenomeLike = (), seed: int = 0) -> SubNet:
+    """A freshly initialised subnet (the fully-train stage's G* and D*, or a network without
+    searchable edges such as SimpleD), built without the supernet."""
+    g, plan = _check(network, genome)
+    sub = SubNet(network, g)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        sub._build_common(network)
+        edges = {
+            (pos, e): build_edge_op(network, pos, e, network.cells[pos].cell.edges[e].candidates[c])
+            for (pos, e), c in plan.items()
+            if c is not None
+        }
+        sub._set_edges(edges)
+    return sub
+
+
+def subnet_key(network: NetworkIR, genome: Genome, supernet_key: str) -> str | None:
+    """The subnet's state-dict key for a supernet key (None when that weight is not chosen):
+    `cells.p.edges.e.ops.c.rest` → `cells.p.e.rest`."""
+    parts = supernet_key.split(".")
+    if parts[0] != "cells" or len(parts) < 6 or parts[2] != "edges" or parts[4] != "ops":
+        return supernet_key
+    pos, e, c = int(parts[1]), int(parts[3]), int(parts[5])
+    _, plan = _check(network, genome)
+    if plan.get((pos, e)) != c:
+        return None
+    return ".".join(["cells", str(pos), str(e), *parts[6:]])

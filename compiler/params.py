@@ -1,0 +1,303 @@
+"""Channel bookkeeping and parameter counts, as arithmetic on the IR (no torch).
+
+`eagan show` and the search's `params` objective (paper §4.3) need the size of a genome's network
+without building it; this module counts it from the same channel rules the compiler builds with
+(`compiler/ops.py` imports `walk` from here, so the two cannot disagree).
+
+Channel rules (issue "The compiler"):
+  * in a cell instance an op on an edge leaving node 0 maps `in_channels → channels`, every other
+    edge `channels → channels`; links map the source node's channels → the destination's;
+  * inside a composite op the first channel-changing part (conv, conv_transpose, linear) maps the
+    incoming channels to the target, later ones keep the target; `out:` overrides the target
+    (`image` = the data's channel count);
+  * stem and head primitives track channels through `out:`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from eagan_dsl.genome import Genome, GenomeSpace, cell_problem, cell_scale
+from eagan_dsl.ir import CellInstance, NetworkIR, Op, Prim, Program
+from eagan_dsl.primitives import PRIMITIVES
+
+
+class OpError(ValueError):
+    """An op whose arguments do not fit the channels it is placed between."""
+
+
+@dataclass(frozen=True)
+class Part:
+    """One primitive of an op, placed: its input and output channels resolved."""
+
+    prim: Prim
+    in_channels: int
+    out_channels: int
+
+
+def changes_channels(prim: Prim) -> bool:
+    return PRIMITIVES[prim.name].arg("out") is not None
+
+
+def resolve_out(prim: Prim, target: int, image_channels: int) -> int:
+    out = prim.get("out")
+    if out is None:
+        return target
+    return image_channels if out == "image" else int(out)
+
+
+def walk(
+    parts: Sequence[Prim], in_channels: int, out_channels: int | None, image_channels: int, where: str
+) -> list[Part]:
+    """Place each part of an op between its channels. `out_channels` None: a stem or head, whose
+    parts keep the channels unless `out:` says otherwise. Raises OpError naming `where`."""
+    target = in_channels if out_channels is None else out_channels
+    channels = in_channels
+    placed: list[Part] = []
+    for prim in parts:
+        if prim.name not in PRIMITIVES:
+            raise OpError(f"{where}: unknown primitive '{prim.name}'")
+        new = resolve_out(prim, target, image_channels) if changes_channels(prim) else channels
+        if prim.get("depthwise") and new != channels:
+            raise OpError(
+                f"{where}: depthwise {prim.name} keeps the channel count, but it is placed "
+                f"between {channels} and {new} channels; drop `depthwise` or put it on an edge "
+                f"whose widths agree"
+            )
+        placed.append(Part(prim, channels, new))
+        channels = new
+    if out_channels is not None and channels != out_channels:
+        raise OpError(
+            f"{where}: the op ends with {channels} channels, but the edge needs {out_channels} "
+            f"(it maps {in_channels} → {out_channels}); add a conv, e.g. conv(k: 1)"
+        )
+    return placed
+
+
+def prim_params(part: Part, latent_dim: int = 0, chunk_channels: Sequence[int] = ()) -> int:
+    """Learnable parameters of one placed primitive (spectral norm adds none: u, v are buffers)."""
+    p, cin, cout = part.prim, part.in_channels, part.out_channels
+    bias = bool(p.get("bias", True))
+    if p.name in ("conv", "conv_transpose"):
+        k = int(p.get("k"))
+        groups = cin if p.get("depthwise") else 1
+        return cin * (cout // groups) * k * k + (cout if bias else 0)
+    if p.name == "linear":
+        return cin * cout + (cout if bias else 0)
+    if p.name == "bn":
+        return 2 * cin
+    if p.name == "project":
+        return project_params(p, latent_dim, chunk_channels)
+    return 0
+
+
+def project_sizes(prim: Prim, chunk_channels: Sequence[int]) -> list[tuple[int, int]]:
+    """(channels, side) of each chunk's map: chunk i feeds cell i+1's input at size·2^i
+    (research notes §1.1: l1 → 4×4, l2 → 8×8, l3 → 16×16)."""
+    size, split = int(prim.get("size")), int(prim.get("split", 1))
+    return [(chunk_channels[i], size * 2**i) for i in range(split)]
+
+
+def project_params(prim: Prim, latent_dim: int, chunk_channels: Sequence[int]) -> int:
+    split = int(prim.get("split", 1))
+    bias = bool(prim.get("bias", True))
+    chunk = latent_dim // split
+    return sum(
+        chunk * c * s * s + (c * s * s if bias else 0) for c, s in project_sizes(prim, chunk_channels)
+    )
+
+
+def op_params(op: Op, in_channels: int, out_channels: int, image_channels: int, where: str = "") -> int:
+    parts = walk(op.parts, in_channels, out_channels, image_channels, where or f"op '{op.name}'")
+    return sum(prim_params(p) for p in parts)
+
+
+def node_channels(inst: CellInstance, node: int) -> int:
+    return inst.in_channels if node == 0 else inst.channels
+
+
+def edge_channels(inst: CellInstance, src: int) -> tuple[int, int]:
+    return node_channels(inst, src), inst.channels
+
+
+def chunk_channels(network: NetworkIR) -> list[int]:
+    """The channels of each cell input that a project chunk is added to."""
+    return [inst.in_channels for inst in network.cells] or [network.stem_channels]
+
+
+def stem_parts(network: NetworkIR) -> list[Part]:
+    """The stem's primitives after `project` (a generator's project is counted on its own)."""
+    prims = [p for p in network.stem if p.name != "project"]
+    # a generator's stem continues from project's map (the first cell's width); a
+    # discriminator's starts from the image
+    start = chunk_channels(network)[0] if network.role == "generator" else network.image_channels
+    return walk(prims, start, None, network.image_channels, f"stem of {network.name}")
+
+
+def head_parts(network: NetworkIR) -> list[Part]:
+    channels = network.cells[-1].channels if network.cells else network.stem_channels
+    return walk(network.head, channels, None, network.image_channels, f"head of {network.name}")
+
+
+def fixed_params(network: NetworkIR) -> int:
+    """Parameters that do not depend on the genome: stem (with project), links, head, fixed edges."""
+    total = sum(prim_params(p) for p in stem_parts(network))
+    total += sum(prim_params(p) for p in head_parts(network))
+    for prim in network.stem:
+        if prim.name == "project":
+            total += project_params(prim, network.latent_dim, chunk_channels(network))
+    for link in network.links:
+        src = network.cells[link.src_cell - 1]
+        dst = network.cells[link.dst_cell - 1]
+        total += op_params(
+            link.op,
+            node_channels(src, link.src_node),
+            node_channels(dst, link.dst_node),
+            network.image_channels,
+            f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}",
+        )
+    for inst in network.cells:
+        for e, edge in enumerate(inst.cell.edges):
+            if not edge.searchable:
+                total += _edge_op_params(network, inst, e, edge.candidates[0])
+    return total
+
+
+def _edge_op_params(network: NetworkIR, inst: CellInstance, e: int, op: Op) -> int:
+    edge = inst.cell.edges[e]
+    cin, cout = edge_channels(inst, edge.src)
+    where = f"op '{op.name}' on edge {edge.src} -> {edge.dst} of cell {inst.index} ({inst.cell.name})"
+    return op_params(op, cin, cout, network.image_channels, where)
+
+
+def count_params(network: NetworkIR, genome: Genome | Sequence[int] = ()) -> int:
+    """Learnable parameters of the subnet a genome selects, counted from the IR (no torch)."""
+    choices = genome.choices if isinstance(genome, Genome) else tuple(genome)
+    genes = network.searchable_edges
+    if len(choices) != len(genes):
+        raise ValueError(f"genome has {len(choices)} genes, network {network.name} has {len(genes)}")
+    total = fixed_params(network)
+    for (pos, e), c in zip(genes, choices):
+        inst = network.cells[pos]
+        op = inst.cell.edges[e].candidates[c]
+        total += _edge_op_params(network, inst, e, op)
+    return total
+
+
+def supernet_params(network: NetworkIR) -> int:
+    """Parameters of the whole supernet: every candidate of every searchable edge."""
+    total = fixed_params(network)
+    for pos, e in network.searchable_edges:
+        inst = network.cells[pos]
+        total += sum(_edge_op_params(network, inst, e, op) for op in inst.cell.edges[e].candidates)
+    return total
+
+
+def _cell_options(network: NetworkIR, pos: int) -> dict[int, tuple[int, int]]:
+    """For one cell: cell scale (log2) → (min, max) parameters of its searchable edges over the
+    valid assignments with that scale. Validity depends only on each op's (is_none, scale) class
+    (eagan_dsl.genome.cell_problem), so the cell is enumerated over classes (≤ 3^edges, 32 for the
+    paper's UpCell) with each class contributing its cheapest / dearest member."""
+    inst = network.cells[pos]
+    classes: list[list[tuple[Op, int, int]]] = []
+    for e, edge in enumerate(inst.cell.edges):
+        groups: dict[tuple[bool, int], list[int]] = {}
+        reps: dict[tuple[bool, int], Op] = {}
+        for op in edge.candidates if edge.searchable else edge.candidates[:1]:
+            key = (op.is_none, op.scale)
+            cost = _edge_op_params(network, inst, e, op) if edge.searchable else 0
+            groups.setdefault(key, []).append(cost)
+            reps.setdefault(key, op)
+        classes.append([(reps[k], min(v), max(v)) for k, v in groups.items()])
+    out: dict[int, tuple[int, int]] = {}
+    for combo in _product(classes):
+        ops = [op for op, _, _ in combo]
+        if cell_problem(inst.cell, ops) is not None:
+            continue
+        lo, hi = sum(c[1] for c in combo), sum(c[2] for c in combo)
+        scale = cell_scale(inst.cell, ops)
+        old = out.get(scale)
+        out[scale] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+    return out
+
+
+def _product(
+    classes: list[list[tuple[Op, int, int]]],
+) -> Iterable[tuple[tuple[Op, int, int], ...]]:
+    return itertools.product(*classes)
+
+
+def param_range(network: NetworkIR, input_resolution: int | None = None) -> tuple[int, int]:
+    """(min, max) parameters over the valid genomes, exactly, without enumerating them: cells
+    are independent except through the resolution (a cell may not shrink the map below one
+    pixel), so a dynamic programme over cells keeps, per reachable resolution, the best sums."""
+    base = fixed_params(network)
+    if input_resolution is None:
+        input_resolution = first_cell_resolution(network)
+    states: dict[int | None, tuple[int, int]] = {input_resolution: (0, 0)}
+    for pos in range(len(network.cells)):
+        options = _cell_options(network, pos)
+        if not options:
+            raise ValueError(f"cell {pos + 1} of {network.name} has no valid assignment")
+        new: dict[int | None, tuple[int, int]] = {}
+        for size, (lo, hi) in states.items():
+            for scale, (clo, chi) in options.items():
+                nxt = None if size is None else _rescale(size, scale)
+                if nxt is not None and nxt < 1:
+                    continue
+                old = new.get(nxt)
+                cand = (lo + clo, hi + chi)
+                new[nxt] = cand if old is None else (min(old[0], cand[0]), max(old[1], cand[1]))
+        states = new
+    if not states:
+        raise ValueError(f"no genome of {network.name} keeps the feature map at one pixel or more")
+    return base + min(v[0] for v in states.values()), base + max(v[1] for v in states.values())
+
+
+def _rescale(size: int, scale: int) -> int:
+    return size * 2**scale if scale >= 0 else size // 2 ** (-scale)
+
+
+def first_cell_resolution(network: NetworkIR) -> int | None:
+    """The resolution entering the first cell (as the checker computes it for GenomeSpace)."""
+    if not network.resolution:
+        return None
+    if network.role == "generator":
+        project = next((p for p in network.stem if p.name == "project"), None)
+        return int(project.get("size")) if project is not None else None
+    size = network.resolution
+    for prim in network.stem:
+        kind = PRIMITIVES[prim.name].kind_for(dict(prim.args))
+        size = _rescale(size, 1 if kind == "up" else -1 if kind == "down" else 0)
+    return size
+
+
+def genome_space(network: NetworkIR) -> GenomeSpace:
+    return GenomeSpace(network, first_cell_resolution(network))
+
+
+def program_params(program: Program, name: str) -> int | tuple[int, int]:
+    """What `eagan show` prints for a network: the exact count of a fixed network (or of a
+    network without searchable edges), else the (min, max) range over valid genomes."""
+    if name in program.fixed:
+        fixed = program.fixed[name]
+        return count_params(program.networks[fixed.base], fixed.genome)
+    network = program.networks[name]
+    if not network.searchable_edges:
+        return count_params(network, ())
+    return param_range(network)
+
+
+__all__ = [
+    "OpError",
+    "Part",
+    "count_params",
+    "fixed_params",
+    "genome_space",
+    "op_params",
+    "param_range",
+    "program_params",
+    "supernet_params",
+    "walk",
+]

@@ -1,0 +1,159 @@
+"""The runtime's CLI commands (`eagan run`, `eagan train`, `eagan sample`), as plain functions with
+typer annotations; `runtime/cli.py` registers them. Bad input exits 2 with one clear line, a
+failure during the run exits 1; never a traceback for a user's mistake."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import sys
+from pathlib import Path
+from types import MappingProxyType
+from typing import Annotated, Any
+
+import typer
+
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from eagan_dsl.genome import GenomeError
+    from runtime.data import DataError
+    from runtime.metrics import MetricsError
+    from runtime.rundir import RunDirError
+
+    errors: list[type[BaseException]] = [GenomeError, DataError, MetricsError, RunDirError]
+    try:
+        from compiler.export import ExportError
+
+        errors.append(ExportError)
+    except ImportError:  # pragma: no cover - the compiler always ships ExportError
+        pass
+    return tuple(errors)
+
+
+def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    from eagan_dsl.diagnostics import SpecError
+
+    try:
+        return fn(*args, **kwargs)
+    except SpecError as err:
+        typer.echo(err.render(), err=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except _user_errors() as err:
+        _fail(str(err))
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def run_command(
+    spec: Annotated[Path, typer.Argument(help="the .eagan spec to run")],
+    out: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<spec name>)")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="shrink rounds, epochs and images: a smoke test")] = False,
+    force: Annotated[bool, typer.Option("--force", help="reuse a non-empty output directory")] = False,
+    inception_weights: Annotated[str | None, typer.Option(help="path of pt_inception-2015-12-05-6726825d.pth")] = None,
+) -> None:
+    """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export."""
+    from runtime.runner import run
+
+    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
+        _fail(f"--device must be auto, cpu or cuda, not {device}")
+    target = out or Path("runs") / spec.stem
+    try:
+        _guarded(run, spec, target, device=device, seed=seed, quick=quick, force=force, inception_weights=inception_weights)
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"run finished: {target}")
+
+
+def train_command(
+    spec: Annotated[Path, typer.Argument(help="the .eagan spec (data, train and evaluate settings)")],
+    g: Annotated[str, typer.Option("--g", help="generator: a fixed network name or a genome string")],
+    d: Annotated[str, typer.Option("--d", help="discriminator: a fixed network name or a genome string")],
+    out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
+    epochs: Annotated[int | None, typer.Option(help="override the fully-train epochs")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
+    seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
+    force: Annotated[bool, typer.Option("--force")] = False,
+) -> None:
+    """Fully train one (G, D) pair from scratch with the spec's fully-train settings."""
+    from runtime import runner
+
+    def go() -> Path:
+        from eagan_dsl.checker import load
+
+        program = load(spec)
+        stage = next((s for s in program.stages if s.kind == "train"), None)
+        settings: dict[str, Any] = dict(stage.settings) if stage else {}
+        if stage is None:
+            from eagan_dsl.settings import TRAIN_STAGE
+
+            settings = {k.name: k.default for k in TRAIN_STAGE}
+            for block in ("train", "evaluate"):
+                settings.update(program.blocks[block])
+        settings["g"], settings["d"] = g, d
+        if epochs is not None:
+            settings["epochs"] = epochs
+        from eagan_dsl.ir import StageIR
+
+        train_stage = StageIR(stage.name if stage else "fully_train", "train", MappingProxyType(settings))
+        only = dataclasses.replace(program, stages=(train_stage,))
+        return runner.run_program(only, spec, out or Path("runs") / f"{spec.stem}-train", device, seed, force)
+
+    _guarded(go)
+
+
+def load_exported(directory: Path, role: str = "generator") -> Any:
+    """Import an exported standalone module (`generator.py` + weights) from a directory."""
+    import torch
+
+    source = directory / f"{role}.py"
+    if not source.is_file():
+        raise FileNotFoundError(f"{source} not found: expected an exported {role} (eagan export / a run's final/)")
+    spec = importlib.util.spec_from_file_location(f"_eagan_exported_{role}", source)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    cls = getattr(module, role.capitalize())
+    net = cls()
+    weights = directory / f"{role}.safetensors"
+    if weights.is_file():
+        from safetensors.torch import load_file
+
+        state = load_file(str(weights))
+    else:
+        state = torch.load(directory / f"{role}.pt", map_location="cpu", weights_only=True)
+    net.load_state_dict(state)
+    return module, net.eval()
+
+
+def sample_command(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory (or a folder with an exported generator.py)")],
+    n: Annotated[int, typer.Option("-n", help="number of images")] = 64,
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write")] = Path("samples.png"),
+    seed: Annotated[int, typer.Option(help="seed of the latent vectors")] = 0,
+) -> None:
+    """Write a grid of N images from a run's final generator."""
+    import torch
+    from torchvision.utils import save_image
+
+    folder = run_dir / "final" if (run_dir / "final" / "generator.py").is_file() else run_dir
+    try:
+        module, net = load_exported(folder)
+    except (FileNotFoundError, RuntimeError, OSError) as err:
+        _fail(str(err))
+        return
+    z = torch.randn(n, int(module.LATENT_DIM), generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        images = net(z)
+    save_image(images * 0.5 + 0.5, out, nrow=max(int(n**0.5), 1))
+    typer.echo(f"wrote {n} images to {out}")

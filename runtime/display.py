@@ -1,0 +1,121 @@
+"""Live output of a run: rich progress bars and population tables on a terminal, plain log lines
+elsewhere (CI, pipes, `NO_COLOR`)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def population_table(stage: str, round_: int, records: Sequence[Mapping[str, Any]], limit: int = 12) -> Table:
+    table = Table(title=f"{stage} · round {round_ + 1}", title_justify="left")
+    for col in ("#", "rank", "IS", "FID", "params", "genome"):
+        table.add_column(col, justify="right" if col != "genome" else "left", overflow="fold")
+    shown = sorted(range(len(records)), key=lambda i: (records[i].get("rank", 0), records[i]["fid"]))
+    for i in shown[:limit]:
+        r = records[i]
+        mark = "*" if r.get("best") else ("+" if r.get("selected") else "")
+        table.add_row(
+            f"{i}{mark}", str(r.get("rank", "")), _fmt(r["is"]), _fmt(r["fid"]),
+            f"{r['params']:,}", str(r["genome"]).split(":", 1)[-1],
+        )
+    if len(records) > limit:
+        table.caption = f"{len(records) - limit} more; * best, + kept, first front = rank 0"
+    return table
+
+
+class Reporter:
+    def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        self.live_mode = self.console.is_terminal if live is None else live
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[stage]}[/] {task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=self.console,
+        )
+        self.table: Table | None = None
+        self.live: Live | None = None
+        self.task: Any = None
+        self.done = 0
+        self.total = 0
+        self.stage = ""
+        self.last_log = 0.0
+        self.losses = ""
+
+    def __enter__(self) -> Reporter:
+        if self.live_mode:
+            self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+            self.live = None
+
+    def _render(self) -> Group:
+        parts: list[Any] = [self.progress]
+        if self.table is not None:
+            parts.append(self.table)
+        return Group(*parts)
+
+    def message(self, text: str) -> None:
+        self.console.print(text)
+
+    def stage_start(self, stage: str, description: str, total: int) -> None:
+        self.stage, self.done, self.total = stage, 0, total
+        if self.live_mode:
+            if self.task is not None:
+                self.progress.update(self.task, visible=False)
+            self.task = self.progress.add_task(description, total=total, stage=stage, losses="")
+            if self.live is not None:
+                self.live.update(self._render())
+        else:
+            self.console.print(f"[{stage}] {description} ({total} iterations)", highlight=False)
+            self.last_log = time.monotonic()
+
+    def step(self, d: float, g: float, epoch: int) -> None:
+        self.done += 1
+        self.losses = f"D {d:.3f}  G {g:.3f}"
+        if self.live_mode and self.task is not None:
+            self.progress.update(self.task, advance=1, losses=self.losses)
+        elif time.monotonic() - self.last_log > 10 or self.done == self.total:
+            self.last_log = time.monotonic()
+            self.console.print(
+                f"[{self.stage}] epoch {epoch + 1} iteration {self.done}/{self.total} {self.losses}",
+                highlight=False,
+            )
+
+    def round_table(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]]) -> None:
+        self.table = population_table(stage, round_, records)
+        if self.live is not None:
+            self.live.update(self._render())
+        else:
+            best = next((r for r in records if r.get("best")), records[0])
+            front = sum(1 for r in records if r.get("rank") == 0)
+            self.console.print(
+                f"[{stage}] round {round_ + 1}: best IS {_fmt(best['is'])} FID {_fmt(best['fid'])} "
+                f"params {best['params']:,} · first front {front}/{len(records)} · {best['genome']}",
+                highlight=False,
+            )

@@ -1,0 +1,159 @@
+"""The run directory (shared/DESIGN.md): spec copy, resolved settings, history, samples, plots, final.
+
+Every file is written atomically (temporary file, flush, fsync, rename), so a crash never leaves a
+half-written file behind; `history.jsonl` is appended line by line and flushed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from eagan_dsl.ir import Best, Program
+
+
+class RunDirError(Exception):
+    """A run directory that cannot be used; the message says what to do."""
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, Best):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    return value
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(jsonable(value), sort_keys=True)
+
+
+class History:
+    """`history.jsonl`: one JSON object per evaluated candidate and per round."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: list[dict[str, Any]] = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    self.records.append(json.loads(line))
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.records.append(jsonable(record))
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(dumps(record) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def candidate(self, stage: str, round_: int, index: int, record: Mapping[str, Any]) -> None:
+        self.write({"kind": "candidate", "stage": stage, "round": round_, "index": index, **record})
+
+    def round(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]], best: int) -> None:
+        front = [r["genome"] for r in records if r.get("rank") == 0]
+        self.write(
+            {
+                "kind": "round",
+                "stage": stage,
+                "round": round_,
+                "best": records[best]["genome"],
+                "best_is": records[best]["is"],
+                "best_fid": records[best]["fid"],
+                "best_params": records[best]["params"],
+                "front": front,
+            }
+        )
+
+
+class RunDir:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.samples = root / "samples"
+        self.plots = root / "plots"
+        self.final = root / "final"
+        self.checkpoints = root / "checkpoints"
+
+    @classmethod
+    def create(cls, root: Path, spec_path: Path, force: bool = False) -> RunDir:
+        if root.exists() and any(root.iterdir()):
+            if (root / "spec.eagan").exists() and not force:
+                raise RunDirError(
+                    f"{root} already holds a run; resume it with --resume {root}, "
+                    "or pass --force to start over there"
+                )
+            if not force:
+                raise RunDirError(f"{root} exists and is not empty; choose another --out or pass --force")
+            for sub in ("samples", "plots", "final", "checkpoints"):
+                shutil.rmtree(root / sub, ignore_errors=True)
+            for name in ("history.jsonl", "resolved.json", "spec.eagan"):
+                (root / name).unlink(missing_ok=True)
+        run = cls(root)
+        for d in (root, run.samples, run.plots, run.final, run.checkpoints):
+            d.mkdir(parents=True, exist_ok=True)
+        atomic_write(root / "spec.eagan", spec_path.read_bytes())
+        return run
+
+    def history(self) -> History:
+        return History(self.root / "history.jsonl")
+
+    def write_resolved(self, program: Program, env: Mapping[str, Any]) -> None:
+        resolved = {
+            "spec": program.name,
+            "file": program.file,
+            "data": program.data,
+            "latent": {"dim": program.latent_dim, "distribution": program.latent_distribution},
+            "objectives": [list(o) for o in program.objectives],
+            "blocks": program.blocks,
+            "stages": [{"name": s.name, "kind": s.kind, "settings": s.settings} for s in program.stages],
+            "environment": env,
+        }
+        atomic_write(self.root / "resolved.json", (json.dumps(jsonable(resolved), indent=2, sort_keys=True) + "\n").encode())
+
+    def write_json(self, relative: str, value: Any) -> None:
+        atomic_write(self.root / relative, (json.dumps(jsonable(value), indent=2, sort_keys=True) + "\n").encode())
+
+
+def environment(device: str, seed: int) -> dict[str, Any]:
+    import numpy
+    import torch
+
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "device": device,
+        "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else None,
+        "threads": torch.get_num_threads(),
+        "seed": seed,
+    }

@@ -1,0 +1,98 @@
+"""End to end on the tiny digits spec: the run directory, determinism, one-to-one independence and
+weight-resetting, and the hand-over of G* from stage 1 to stage 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from rich.console import Console
+
+from eagan_dsl.checker import load
+from runtime.display import Reporter
+from runtime.runner import run_program
+
+TINY = Path(__file__).parent / "data" / "tiny.eagan"
+
+
+def _quiet() -> Reporter:
+    return Reporter(Console(file=open("/dev/null", "w"), width=120), live=False)
+
+
+def _run(out: Path, observe: Any = None) -> Path:
+    torch.set_num_threads(1)
+    return run_program(load(TINY), TINY, out, device="cpu", reporter=_quiet(), observe=observe)
+
+
+@pytest.fixture(scope="module")
+def events(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    seen: dict[str, Any] = {"trained": [], "reset": [], "population": []}
+    stage1_weights: dict[str, Any] = {}
+
+    def observe(event: str, d: dict[str, Any]) -> None:
+        if event == "result":
+            stage1_weights[d["stage"]] = {k: v.clone() for k, v in d["module"].state_dict().items()}
+        elif event == "population":
+            seen["population"].append((d["stage"], [ {k: v.clone() for k, v in p.state_dict().items()} for p in d["partners"]]))
+        elif event in ("trained", "reset"):
+            seen[event].append((d["stage"], d["round"], [{k: v.clone() for k, v in p.state_dict().items()} for p in d["partners"]]))
+
+    out = tmp_path_factory.mktemp("run") / "tiny"
+    _run(out, observe)
+    seen["out"] = out
+    seen["stage1"] = stage1_weights
+    return seen
+
+
+def test_run_directory_is_complete(events: dict[str, Any]) -> None:
+    out: Path = events["out"]
+    assert (out / "spec.eagan").read_text() == TINY.read_text()
+    resolved = json.loads((out / "resolved.json").read_text())
+    assert resolved["environment"]["seed"] == 0 and resolved["stages"][0]["settings"]["population"] == 4
+    lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    cands = [r for r in lines if r["kind"] == "candidate"]
+    rounds = [r for r in lines if r["kind"] == "round"]
+    assert len(cands) == 2 * 2 * 4  # 2 search stages × 2 rounds × P = 4
+    assert len(rounds) == 4
+    for r in cands:
+        assert {"stage", "round", "genome", "is", "fid", "params", "rank"} <= set(r)
+    for stage in ("search_g", "search_d"):
+        assert (out / "plots" / f"{stage}_is.png").is_file()
+        assert (out / "plots" / f"{stage}_pareto_round02.png").is_file()
+        assert (out / "samples" / f"{stage}_round02.png").is_file()
+    metrics = json.loads((out / "final" / "metrics.json").read_text())
+    assert metrics["fid"] > 0 and metrics["is"] >= 1.0
+    for f in ("generator.py", "discriminator.py", "generator.safetensors", "discriminator.safetensors"):
+        assert (out / "final" / f).is_file(), f
+
+
+def test_stage2_generators_are_independent_until_reset(events: dict[str, Any]) -> None:
+    trained = [t for t in events["trained"] if t[0] == "search_d"]
+    resets = [t for t in events["reset"] if t[0] == "search_d"]
+    assert trained and resets
+    _, _, states = trained[0]
+    # after a round of one-to-one training the P copies have diverged from each other
+    differ = [any(not torch.equal(states[0][k], s[k]) for k in s) for s in states[1:]]
+    assert all(differ)
+    # right after weight-resetting all P copies are bit-identical
+    _, _, states = resets[0]
+    for s in states[1:]:
+        assert all(torch.equal(states[0][k], s[k]) for k in s)
+
+
+def test_stage2_starts_from_stage1_generator(events: dict[str, Any]) -> None:
+    stage, partners = next(p for p in events["population"] if p[0] == "search_d")
+    g_star = events["stage1"]["search_g"]  # the subnet stage 1 handed on, with its trained weights
+    assert set(partners[0]) == set(g_star)
+    for s in partners:  # Alg. 1 l.18: every copy starts as G* with stage 1's weights
+        assert all(torch.equal(g_star[k], s[k]) for k in s)
+
+
+def test_same_seed_same_history(tmp_path: Path, events: dict[str, Any]) -> None:
+    _run(tmp_path / "again")
+    a = (events["out"] / "history.jsonl").read_text()
+    b = (tmp_path / "again" / "history.jsonl").read_text()
+    assert a == b
