@@ -35,14 +35,16 @@ class SubNet(_Network):
 
     def _set_edges(self, edges: Mapping[tuple[int, int], Chain]) -> None:
         self.cells = nn.ModuleList(
-            nn.ModuleDict({str(e): edges[(pos, e)] for e in range(len(inst.cell.edges)) if (pos, e) in edges})
+            nn.ModuleDict(
+                {str(e): edges[(pos, e)] for e in range(len(inst.cell.edges)) if (pos, e) in edges}
+            )
             for pos, inst in enumerate(self.network.cells)
         )
 
     def edge(self, pos: int, e: int) -> Chain | None:
         cell = self.cells[pos]
         assert isinstance(cell, nn.ModuleDict)
-        op = cell[str(e)] if str(e) in cell else None
+        op = cell[str(e)] if str(e) in cell else None  # noqa: SIM401 - ModuleDict has no get
         assert op is None or isinstance(op, Chain)
         return op
 
@@ -53,7 +55,9 @@ class SubNet(_Network):
         return self._run(x, edge_fn)
 
 
-def _check(network: NetworkIR, genome: GenomeLike) -> tuple[Genome, dict[tuple[int, int], int | None]]:
+def _check(
+    network: NetworkIR, genome: GenomeLike
+) -> tuple[Genome, dict[tuple[int, int], int | None]]:
     g = as_genome(network, genome)
     problem = genome_space(network).problem(g)
     if problem is not None:
@@ -82,7 +86,7 @@ def extract(supernet: SuperNet, genome: GenomeLike) -> SubNet:
     edges = {}
     for (pos, e), c in plan.items():
         if c is not None:
-            module = supernet.cells[pos].edges[e].ops[c]
+            module = supernet.candidates(pos, e)[c]
             edges[(pos, e)] = copy.deepcopy(module)
     sub._set_edges(edges)
     sub.train(supernet.training)

@@ -43,7 +43,9 @@ __all__ = [
 
 
 class Factory(Protocol):
-    def __call__(self, prim: Prim, in_channels: int, out_channels: int, **context: Any) -> nn.Module: ...
+    def __call__(
+        self, prim: Prim, in_channels: int, out_channels: int, **context: Any
+    ) -> nn.Module: ...
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class Project(nn.Module):
 class Chain(nn.Sequential):
     """A composite op: its parts applied left to right. `size` reaches the `resize` parts."""
 
-    def forward(self, x: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, size: Sequence[int] | None = None) -> torch.Tensor:
         for part in self:
             x = part(x, size) if isinstance(part, Resize) else part(x)
         return x
@@ -332,11 +334,15 @@ def build_prims(
     where: str,
 ) -> Chain:
     """A Chain of primitives placed between channels (see `compiler.params.walk`)."""
-    return Chain(*(build_part(p) for p in walk(prims, in_channels, out_channels, image_channels, where)))
+    return Chain(
+        *(build_part(p) for p in walk(prims, in_channels, out_channels, image_channels, where))
+    )
 
 
 def build_op(
     op: Op, in_channels: int, out_channels: int, image_channels: int = 3, where: str = ""
 ) -> Chain:
     """A candidate op (primitive or composite) as a Chain (an nn.Sequential) of its parts."""
-    return build_prims(op.parts, in_channels, out_channels, image_channels, where or f"op '{op.name}'")
+    return build_prims(
+        op.parts, in_channels, out_channels, image_channels, where or f"op '{op.name}'"
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
 from eagan_dsl.genome import Genome, GenomeSpace, cell_problem, cell_scale
 from eagan_dsl.ir import CellInstance, NetworkIR, Op, Prim, Program
 from eagan_dsl.primitives import PRIMITIVES
@@ -48,7 +49,11 @@ def resolve_out(prim: Prim, target: int, image_channels: int) -> int:
 
 
 def walk(
-    parts: Sequence[Prim], in_channels: int, out_channels: int | None, image_channels: int, where: str
+    parts: Sequence[Prim],
+    in_channels: int,
+    out_channels: int | None,
+    image_channels: int,
+    where: str,
 ) -> list[Part]:
     """Place each part of an op between its channels. `out_channels` None: a stem or head, whose
     parts keep the channels unless `out:` says otherwise. Raises OpError naming `where`."""
@@ -104,11 +109,14 @@ def project_params(prim: Prim, latent_dim: int, chunk_channels: Sequence[int]) -
     bias = bool(prim.get("bias", True))
     chunk = latent_dim // split
     return sum(
-        chunk * c * s * s + (c * s * s if bias else 0) for c, s in project_sizes(prim, chunk_channels)
+        chunk * c * s * s + (c * s * s if bias else 0)
+        for c, s in project_sizes(prim, chunk_channels)
     )
 
 
-def op_params(op: Op, in_channels: int, out_channels: int, image_channels: int, where: str = "") -> int:
+def op_params(
+    op: Op, in_channels: int, out_channels: int, image_channels: int, where: str = ""
+) -> int:
     parts = walk(op.parts, in_channels, out_channels, image_channels, where or f"op '{op.name}'")
     return sum(prim_params(p) for p in parts)
 
@@ -167,7 +175,9 @@ def fixed_params(network: NetworkIR) -> int:
 def _edge_op_params(network: NetworkIR, inst: CellInstance, e: int, op: Op) -> int:
     edge = inst.cell.edges[e]
     cin, cout = edge_channels(inst, edge.src)
-    where = f"op '{op.name}' on edge {edge.src} -> {edge.dst} of cell {inst.index} ({inst.cell.name})"
+    where = (
+        f"op '{op.name}' on edge {edge.src} -> {edge.dst} of cell {inst.index} ({inst.cell.name})"
+    )
     return op_params(op, cin, cout, network.image_channels, where)
 
 
@@ -176,7 +186,9 @@ def count_params(network: NetworkIR, genome: Genome | Sequence[int] = ()) -> int
     choices = genome.choices if isinstance(genome, Genome) else tuple(genome)
     genes = network.searchable_edges
     if len(choices) != len(genes):
-        raise ValueError(f"genome has {len(choices)} genes, network {network.name} has {len(genes)}")
+        raise ValueError(
+            f"genome has {len(choices)} genes, network {network.name} has {len(genes)}"
+        )
     total = fixed_params(network)
     for (pos, e), c in zip(genes, choices):
         inst = network.cells[pos]
@@ -256,7 +268,7 @@ def param_range(network: NetworkIR, input_resolution: int | None = None) -> tupl
 
 
 def _rescale(size: int, scale: int) -> int:
-    return size * 2**scale if scale >= 0 else size // 2 ** (-scale)
+    return int(size * 2**scale) if scale >= 0 else size // 2 ** (-scale)
 
 
 def first_cell_resolution(network: NetworkIR) -> int | None:

@@ -187,7 +187,9 @@ class SuperNet(_Network):
                         SuperEdge(
                             [
                                 build_edge_op(network, pos, e, op)
-                                for op in (edge.candidates if edge.searchable else edge.candidates[:1])
+                                for op in (
+                                    edge.candidates if edge.searchable else edge.candidates[:1]
+                                )
                             ]
                         )
                         for e, edge in enumerate(inst.cell.edges)
@@ -197,6 +199,14 @@ class SuperNet(_Network):
             )
         self.space: GenomeSpace = genome_space(network)
         self._plans: dict[tuple[int, ...], dict[tuple[int, int], int | None]] = {}
+
+    def candidates(self, pos: int, e: int) -> list[Chain]:
+        """The candidate ops of edge `e` of the cell at position `pos` (one for a fixed edge)."""
+        cell = self.cells[pos]
+        assert isinstance(cell, SuperCell)
+        edge = cell.edges[e]
+        assert isinstance(edge, SuperEdge)
+        return [op for op in edge.ops if isinstance(op, Chain)]
 
     # ------------------------------------------------------------------------ genomes
     def random_genome(self, rng: random.Random) -> Genome:
@@ -215,7 +225,9 @@ class SuperNet(_Network):
             return cached
         problem = self.space.problem(g)
         if problem is not None:
-            raise ValueError(f"invalid genome {self.space.encode(g) if _in_range(self.space, g) else g}: {problem}")
+            raise ValueError(
+                f"invalid genome {self.space.encode(g) if _in_range(self.space, g) else g}: {problem}"
+            )
         chosen = dict(zip(self.network.searchable_edges, g.choices))
         plan: dict[tuple[int, int], int | None] = {}
         for pos, inst in enumerate(self.network.cells):
@@ -234,8 +246,7 @@ class SuperNet(_Network):
             c = plan[(pos, e)]
             if c is None:
                 return None
-            op: EdgeFn = self.cells[pos].edges[e].ops[c]
-            return op
+            return self.candidates(pos, e)[c]
 
         return self._run(x, edge_fn)
 
@@ -245,12 +256,16 @@ class SuperNet(_Network):
         the node resolutions of `genome` (default: a fixed valid genome) can be summed, so an
         edge mixing `skip` and down-sampling ops averages the ones of the reference's kind;
         `none` contributes a zero map, as DARTS's zero op."""
-        reference = as_genome(self.network, genome) if genome is not None else self.random_genome(random.Random(0))
+        reference = (
+            as_genome(self.network, genome)
+            if genome is not None
+            else self.random_genome(random.Random(0))
+        )
         wanted = self._edge_scales(reference)
 
         def edge_fn(pos: int, e: int) -> EdgeFn | None:
             edge = self.network.cells[pos].cell.edges[e]
-            ops = self.cells[pos].edges[e].ops
+            ops = self.candidates(pos, e)
             if not edge.searchable:
                 return None if edge.candidates[0].is_none else ops[0]
             picked = [
@@ -292,4 +307,4 @@ def _in_range(space: GenomeSpace, g: Genome) -> bool:
 
 
 # re-exported for callers that build a single op between a network's widths
-__all__ += ["build_edge_op", "build_prims", "OpError"]
+__all__ += ["OpError", "build_edge_op", "build_prims"]

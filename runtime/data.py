@@ -1,15 +1,19 @@
 """Training data: whole data sets as one tensor on the device, batches drawn by index.
 
-`digits` ships inside scikit-learn (the embedded default); `cifar10` and `stl10` come from
-torchvision's loaders reading a local `root` (never downloading); `imagefolder` is any folder of
+`digits` ships inside scikit-learn (the embedded default); `cifar10` and `stl10` are read from
+their published files under a local `root` (never downloaded); `imagefolder` is any folder of
 class sub-folders of images. Images are scaled to [-1, 1]. The data set is held as uint8 (or
 float for digits) on the device, and a batch is an index gather, so the loader never starves a step.
 """
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 import torch
 import torch.nn.functional as F
@@ -60,35 +64,67 @@ def _resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
     return torch.cat(out)
 
 
-def _cifar10(data: DataIR) -> torch.Tensor:
-    from torchvision.datasets import CIFAR10
+class _SafeUnpickler(pickle.Unpickler):
+    """CIFAR-10's python batches are pickles; allow only what they contain (numpy arrays, dicts,
+    lists, bytes), so a tampered file cannot run code."""
 
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"{module}.{name} is not allowed in a CIFAR-10 batch")
+
+
+def _cifar10(data: DataIR) -> torch.Tensor:
+    """The 50,000 training images (paper §5.1) from `ROOT/cifar-10-batches-py/data_batch_{1..5}`."""
     root = Path(data.root or "data/cifar10")
-    try:
-        ds = CIFAR10(str(root), train=True, download=False)
-    except RuntimeError:
+    folder = root / "cifar-10-batches-py"
+    files = [folder / f"data_batch_{i}" for i in range(1, 6)]
+    missing = [f for f in files if not f.is_file()]
+    if missing:
         raise _missing(
             "cifar10", root,
-            "put the extracted 'cifar-10-batches-py' folder there (from cifar-10-python.tar.gz, "
-            "https://www.cs.toronto.edu/~kriz/cifar.html)",
-        ) from None
-    x = torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous()  # paper §5.1: 50,000 train images
+            f"{missing[0]} is missing; extract cifar-10-python.tar.gz "
+            "(https://www.cs.toronto.edu/~kriz/cifar.html) there so that it holds cifar-10-batches-py/",
+        )
+    parts = []
+    for f in files:
+        try:
+            with open(f, "rb") as fh:
+                batch = _SafeUnpickler(fh, encoding="latin1").load()
+            parts.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+        except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as err:
+            raise DataError(f"{f} is not a CIFAR-10 python batch ({err}); download it again") from None
+    x = torch.from_numpy(np.concatenate(parts))
     return _resize_uint8(x, data.resolution)
 
 
 def _stl10(data: DataIR) -> torch.Tensor:
-    from torchvision.datasets import STL10
-
+    """train + unlabeled (100,000 images; code §3.5), 96×96 resized to the spec's resolution
+    (paper §5.1: 48×48), from `ROOT/stl10_binary/{train,unlabeled}_X.bin`."""
     root = Path(data.root or "data/stl10")
-    try:
-        ds = STL10(str(root), split="train+unlabeled", download=False)
-    except RuntimeError:
-        raise _missing(
-            "stl10", root,
-            "put the extracted 'stl10_binary' folder there (from stl10_binary.tar.gz, "
-            "https://cs.stanford.edu/~acoates/stl10/)",
-        ) from None
-    x = torch.from_numpy(ds.data)  # (N, 3, 96, 96); paper §5.1: resized to 48×48
+    folder = root / "stl10_binary"
+    parts = []
+    for name in ("train_X.bin", "unlabeled_X.bin"):
+        f = folder / name
+        if not f.is_file():
+            raise _missing(
+                "stl10", root,
+                f"{f} is missing; extract stl10_binary.tar.gz (https://cs.stanford.edu/~acoates/stl10/) there",
+            )
+        raw = np.fromfile(f, dtype=np.uint8)
+        if raw.size % (3 * 96 * 96):
+            raise DataError(f"{f} is truncated ({raw.size} bytes is not a whole number of 96×96 images)")
+        # stored column-major per channel: (N, 3, 96, 96) with height and width swapped
+        parts.append(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2))
+    x = torch.from_numpy(np.ascontiguousarray(np.concatenate(parts)))
     return _resize_uint8(x, data.resolution)
 
 

@@ -81,7 +81,7 @@ class Reporter:
         return Group(*parts)
 
     def message(self, text: str) -> None:
-        self.console.print(text)
+        self.console.print(text, markup=False, highlight=False)
 
     def stage_start(self, stage: str, description: str, total: int) -> None:
         self.stage, self.done, self.total = stage, 0, total
@@ -92,7 +92,7 @@ class Reporter:
             if self.live is not None:
                 self.live.update(self._render())
         else:
-            self.console.print(f"[{stage}] {description} ({total} iterations)", highlight=False)
+            self.console.print(f"[{stage}] {description} ({total} iterations)", highlight=False, markup=False)
             self.last_log = time.monotonic()
 
     def step(self, d: float, g: float, epoch: int) -> None:
@@ -104,7 +104,7 @@ class Reporter:
             self.last_log = time.monotonic()
             self.console.print(
                 f"[{self.stage}] epoch {epoch + 1} iteration {self.done}/{self.total} {self.losses}",
-                highlight=False,
+                highlight=False, markup=False,
             )
 
     def round_table(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]]) -> None:
@@ -117,5 +117,5 @@ class Reporter:
             self.console.print(
                 f"[{stage}] round {round_ + 1}: best IS {_fmt(best['is'])} FID {_fmt(best['fid'])} "
                 f"params {best['params']:,} · first front {front}/{len(records)} · {best['genome']}",
-                highlight=False,
+                highlight=False, markup=False,
             )

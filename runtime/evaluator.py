@@ -45,7 +45,9 @@ class Evaluator:
                 path = Path(self.program.file).parent / path  # relative to the spec file
             return reference_stats(str(path), self.extractor)
         data = self.program.data
-        return reference_stats(data.name, self.extractor, resolution=data.resolution, device=self.device)
+        return reference_stats(
+            data.name, self.extractor, resolution=data.resolution, device=self.device, root=data.root
+        )
 
     def evaluate(self, generate: Callable[[torch.Tensor], torch.Tensor], n: int, seed: int) -> dict[str, float]:
         result = evaluate_generator(

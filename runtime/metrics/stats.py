@@ -226,8 +226,10 @@ def reference_stats(
     batch_size: int | None = None,
     device: str | torch.device | None = None,
     rebuild: bool = False,
+    root: str | None = None,
 ) -> ReferenceStats:
     """Real statistics of (data set, split, resolution) under `extractor`, cached on disk.
+    `root` is where CIFAR-10 / STL-10 are read from (the spec's data root).
 
     `dataset` is a name known to `runtime.datasets` (today: `digits`, default split `heldout`,
     default resolution 16) or a path to an `.npz` file with `mu`/`sigma`, which is loaded as is.
@@ -259,7 +261,7 @@ def reference_stats(
                 return cached
             warnings.warn(f"rebuilding stale statistics cache {path}", RuntimeWarning, stacklevel=2)
     try:
-        images = datasets.real_images(dataset, split, resolution)
+        images = datasets.real_images(dataset, split, resolution, root=root)
     except ValueError as e:
         raise MetricsError(str(e)) from e
     acc = compute_feature_stats(images, extractor, batch_size, device)
