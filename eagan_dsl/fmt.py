@@ -307,9 +307,16 @@ def _render(lines: list[_Line]) -> str:
     out: list[str] = []
     for group in _runs(lines):
         # a wrapped statement: its first lines stand alone, its last line takes the comment
-        heads = ["".join(f"{INDENT * ln.depth}{part}\n" for part in ln.code.split("\n")[:-1]) for ln in group]
+        heads = [
+            "".join(f"{INDENT * ln.depth}{part}\n" for part in ln.code.split("\n")[:-1])
+            for ln in group
+        ]
         codes = [INDENT * ln.depth + ln.code.split("\n")[-1] for ln in group]
-        fits = [len(c) for c, ln in zip(codes, group) if ln.comment and ln.code and len(c) <= ALIGN_LIMIT]
+        fits = [
+            len(c)
+            for c, ln in zip(codes, group)
+            if ln.comment and ln.code and len(c) <= ALIGN_LIMIT
+        ]
         column = max(fits, default=0) + 2
         for head, code, ln in zip(heads, codes, group):
             if ln.blank_before:
@@ -319,7 +326,11 @@ def _render(lines: list[_Line]) -> str:
             if not ln.code:
                 out.append(INDENT * ln.depth + ln.comment)
             elif ln.comment:
-                out.append(code.ljust(column) + ln.comment if len(code) <= ALIGN_LIMIT else f"{code}  {ln.comment}")
+                out.append(
+                    code.ljust(column) + ln.comment
+                    if len(code) <= ALIGN_LIMIT
+                    else f"{code}  {ln.comment}"
+                )
             else:
                 out.append(code)
     return "\n".join(out) + "\n"

@@ -58,7 +58,7 @@ class _Build(Transformer[Token, ast.Spec]):
 
     def string(self, meta: Any, children: list[Token]) -> ast.String:
         raw = str(children[0])[1:-1]
-        value = re.sub(r"\\(.)", r"\1", raw)
+        value = re.sub(r'\\(["\\])', r"\1", raw)  # only \" and \\ are escapes
         return ast.String(span=_span(meta), value=value)
 
     def name_ref(self, meta: Any, children: list[Token]) -> ast.NameRef:

@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -43,10 +42,10 @@ _LAZY: dict[str, tuple[str, str, str]] = {
 class _LazyGroup(TyperGroup):
     """Loads the commands in `_LAZY` only when asked for, keeping `import runtime.cli` torch-free."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*super().list_commands(ctx), *(n for n in _LAZY if n not in self.commands)]
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in _LAZY and cmd_name not in self.commands:
             module, function, help_text = _LAZY[cmd_name]
             single = typer.Typer(add_completion=False)
@@ -95,7 +94,7 @@ def _spec_errors() -> Iterator[None]:
     except SpecError as err:
         typer.echo(err.render(), err=True)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    except (typer.Exit, click.exceptions.ClickException, KeyboardInterrupt):
+    except (typer.Exit, typer.Abort, typer.BadParameter, KeyboardInterrupt):
         raise
     except Exception as err:  # noqa: BLE001 - the last line of defence for the user
         typer.echo(f"internal error: {type(err).__name__}: {err}", err=True)
@@ -210,11 +209,17 @@ def _network(program: Program, name: str, params: Any | None) -> dict[str, Any]:
         "role": net.role,
         "stem": _prims(net.stem),
         "cells": [
-            {"cell": i.cell.name, "index": i.index, "in_channels": i.in_channels, "channels": i.channels}
+            {
+                "cell": i.cell.name,
+                "index": i.index,
+                "in_channels": i.in_channels,
+                "channels": i.channels,
+            }
             for i in net.cells
         ],
         "links": [
-            f"{ln.src_cell}.{ln.src_node} -> {ln.dst_cell}.{ln.dst_node} : {ln.op.name}" for ln in net.links
+            f"{ln.src_cell}.{ln.src_node} -> {ln.dst_cell}.{ln.dst_node} : {ln.op.name}"
+            for ln in net.links
         ],
         "head": _prims(net.head),
         "genes": len(net.searchable_edges),
@@ -251,17 +256,31 @@ def describe(program: Program) -> dict[str, Any]:
     return {
         "name": program.name,
         "file": program.file,
-        "data": {"name": data.name, "root": data.root, "resolution": data.resolution, "channels": data.channels},
+        "data": {
+            "name": data.name,
+            "root": data.root,
+            "resolution": data.resolution,
+            "channels": data.channels,
+        },
         "latent": {"dim": program.latent_dim, "distribution": program.latent_distribution},
-        "ops": [{"name": op.name, "parts": _prims(op.parts), "kind": op.kind} for op in program.ops.values()],
-        "choices": [{"name": n, "candidates": [op.name for op in ops]} for n, ops in program.choices.items()],
+        "ops": [
+            {"name": op.name, "parts": _prims(op.parts), "kind": op.kind}
+            for op in program.ops.values()
+        ],
+        "choices": [
+            {"name": n, "candidates": [op.name for op in ops]} for n, ops in program.choices.items()
+        ],
         "cells": _cells(program),
         "networks": [_network(program, n, params) for n in program.networks],
         "fixed": [_fixed(program, n, params) for n in program.fixed],
-        "params_note": None if params else "compiler.params is not available: parameter counts skipped",
+        "params_note": None
+        if params
+        else "compiler.params is not available: parameter counts skipped",
         "objectives": {k: d for k, d in program.objectives},
         "blocks": {b: _value(v) for b, v in program.blocks.items()},
-        "stages": [{"name": s.name, "kind": s.kind, "settings": _value(s.settings)} for s in program.stages],
+        "stages": [
+            {"name": s.name, "kind": s.kind, "settings": _value(s.settings)} for s in program.stages
+        ],
     }
 
 
@@ -270,7 +289,9 @@ def _off_keys() -> set[str]:
     from eagan_dsl import settings
 
     tables = [*settings.BLOCKS.values(), *(own for own, _ in settings.STAGES.values())]
-    return {k.name for table in tables for k in table if k.type in ("optional_float", "string", "bool")}
+    return {
+        k.name for table in tables for k in table if k.type in ("optional_float", "string", "bool")
+    }
 
 
 def _show_value(value: Any, key: str = "") -> str:
@@ -301,12 +322,26 @@ def _render_show(info: dict[str, Any], console: Console) -> None:
         choices.add_row(ch["name"], ", ".join(ch["candidates"]))
     console.print(ops, choices)
     for cell in info["cells"]:
-        t = Table("edge", "op / choice", "searchable", title=f"cell {cell['name']} (output {cell['output']})", title_justify="left")
+        t = Table(
+            "edge",
+            "op / choice",
+            "searchable",
+            title=f"cell {cell['name']} (output {cell['output']})",
+            title_justify="left",
+        )
         for e in cell["edges"]:
             t.add_row(f"{e['src']} → {e['dst']}", e["op"], "yes" if e["searchable"] else "")
         console.print(t)
     with_params = info["params_note"] is None
-    nets = Table("network", "role", "genes", "search space (valid genomes)", "≈", title="networks", title_justify="left")
+    nets = Table(
+        "network",
+        "role",
+        "genes",
+        "search space (valid genomes)",
+        "≈",
+        title="networks",
+        title_justify="left",
+    )
     if with_params:
         nets.add_column("params min", justify="right")
         nets.add_column("params max", justify="right")
@@ -319,41 +354,71 @@ def _render_show(info: dict[str, Any], console: Console) -> None:
     nets.columns[3].no_wrap = True
     console.print(nets)
     for n in info["networks"]:
-        t = Table("part", "", title=f"{n['role']} {n['name']}", title_justify="left", show_header=False)
+        t = Table(
+            "part", "", title=f"{n['role']} {n['name']}", title_justify="left", show_header=False
+        )
         t.add_row("stem", n["stem"] or "-")
-        t.add_row("cells", ", ".join(f"{c['index']}: {c['cell']} ({c['in_channels']} → {c['channels']})" for c in n["cells"]) or "-")
+        t.add_row(
+            "cells",
+            ", ".join(
+                f"{c['index']}: {c['cell']} ({c['in_channels']} → {c['channels']})"
+                for c in n["cells"]
+            )
+            or "-",
+        )
         for link in n["links"]:
             t.add_row("link", link)
         t.add_row("head", n["head"] or "-")
         console.print(t)
-    fixed = Table("fixed network", "role", "base", "genome", title="fixed networks", title_justify="left")
+    fixed = Table(
+        "fixed network", "role", "base", "genome", title="fixed networks", title_justify="left"
+    )
     fixed.columns[3].overflow = "fold"
     if with_params:
         fixed.add_column("params", justify="right")
     for f in info["fixed"]:
-        fixed.add_row(f["name"], f["role"], f["base"], f["genome"], *([f"{f['params']:,}"] if with_params else []))
+        fixed.add_row(
+            f["name"],
+            f["role"],
+            f["base"],
+            f["genome"],
+            *([f"{f['params']:,}"] if with_params else []),
+        )
     console.print(fixed)
     if not with_params:
         console.print(f"note: {info['params_note']}")
     console.print("objectives: " + ", ".join(f"{k}: {d}" for k, d in info["objectives"].items()))
-    blocks = Table("block", "setting", "value", title="blocks (defaults filled in)", title_justify="left")
+    blocks = Table(
+        "block", "setting", "value", title="blocks (defaults filled in)", title_justify="left"
+    )
     for name, values in info["blocks"].items():
         for key, value in values.items():
             blocks.add_row(name, key, _show_value(value, key))
     console.print(blocks)
-    stages = Table("setting", *(f"{st['name']} : {st['kind']}" for st in info["stages"]),
-                   title="stages (every resolved setting, defaults included)", title_justify="left")
+    stages = Table(
+        "setting",
+        *(f"{st['name']} : {st['kind']}" for st in info["stages"]),
+        title="stages (every resolved setting, defaults included)",
+        title_justify="left",
+    )
     keys = list(dict.fromkeys(k for st in info["stages"] for k in st["settings"]))
     for key in keys:
-        stages.add_row(key, *(_show_value(st["settings"][key], key) if key in st["settings"] else ""
-                              for st in info["stages"]))
+        stages.add_row(
+            key,
+            *(
+                _show_value(st["settings"][key], key) if key in st["settings"] else ""
+                for st in info["stages"]
+            ),
+        )
     console.print(stages)
 
 
 @app.command()
 def show(
     spec: Annotated[Path, typer.Argument(help="a .eagan file")],
-    as_json: Annotated[bool, typer.Option("--json", help="one JSON object instead of tables")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="one JSON object instead of tables")
+    ] = False,
 ) -> None:
     """Ops, choice sets, cells, networks (search-space size, parameters), every resolved setting."""
     from eagan_dsl.checker import load
@@ -375,7 +440,8 @@ def show(
 def fmt(
     specs: Annotated[list[Path], typer.Argument(help="one or more .eagan files")],
     check_only: Annotated[
-        bool, typer.Option("--check", help="write nothing; exit 1 listing the files that would change")
+        bool,
+        typer.Option("--check", help="write nothing; exit 1 listing the files that would change"),
     ] = False,
 ) -> None:
     """Rewrite specs in the canonical layout (comments kept)."""
@@ -417,10 +483,19 @@ app.command("sample")(commands.sample_command)
 @app.command("export")
 def export(
     spec: Annotated[Path, typer.Option("--spec", help="the .eagan spec the genome belongs to")],
-    genome: Annotated[str, typer.Option("--genome", help="a genome string (G:bilinear,...) or a fixed network's name")],
-    out: Annotated[Path, typer.Option("--out", help="directory to write the module and weights to")],
-    weights: Annotated[Path | None, typer.Option("--weights", help="supernet or subnet weights")] = None,
-    force: Annotated[bool, typer.Option("--force", help="write into a non-empty directory")] = False,
+    genome: Annotated[
+        str,
+        typer.Option("--genome", help="a genome string (G:bilinear,...) or a fixed network's name"),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="directory to write the module and weights to")
+    ],
+    weights: Annotated[
+        Path | None, typer.Option("--weights", help="supernet or subnet weights")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="write into a non-empty directory")
+    ] = False,
 ) -> None:
     """Export one architecture as a standalone PyTorch module (needs only torch) and its weights."""
     from compiler.export import ExportError, export_command
@@ -433,7 +508,9 @@ def export(
         except ExportError as err:
             _error(str(err))
             raise typer.Exit(EXIT_BAD_INPUT) from None
-    typer.echo(f"wrote {result.source} and {result.weights} ({result.genome}, {result.params:,} params)")
+    typer.echo(
+        f"wrote {result.source} and {result.weights} ({result.genome}, {result.params:,} params)"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

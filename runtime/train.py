@@ -29,7 +29,7 @@ def hinge_g(fake: torch.Tensor) -> torch.Tensor:
 
 
 def adam(params: Iterable[nn.Parameter], lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-    return torch.optim.Adam(list(params), lr=lr, betas=betas)
+    return torch.optim.Adam(list(params), lr=float(lr), betas=(float(betas[0]), float(betas[1])))
 
 
 class Diverged(RuntimeError):

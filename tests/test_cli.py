@@ -24,7 +24,11 @@ runner = CliRunner()
 def _bad_spec(tmp_path: Path) -> Path:
     bad = tmp_path / "bad.eagan"
     text = TINY.read_text(encoding="utf-8")
-    bad.write_text(text.replace("cells UpCell x 2", "cells UpCel x 2").replace("latent 16 normal", "latent 16 gauss"))
+    bad.write_text(
+        text.replace("cells UpCell x 2", "cells UpCel x 2").replace(
+            "latent 16 normal", "latent 16 gauss"
+        )
+    )
     return bad
 
 
@@ -55,7 +59,10 @@ def test_check_syntax_error_and_missing_file(tmp_path: Path) -> None:
     broken.write_text("search s {\n  cell C {\n    edge 0 -> 1 : up\n")
     result = runner.invoke(app, ["check", str(broken), str(tmp_path / "nope.eagan")])
     assert result.exit_code == 2
-    assert f"{broken}:3:" in result.stderr and "expected '}' to close cell C opened at 2:10" in result.stderr
+    assert (
+        f"{broken}:3:" in result.stderr
+        and "expected '}' to close cell C opened at 2:10" in result.stderr
+    )
     assert "nope.eagan: no such file" in result.stderr
     assert "Traceback" not in result.output
 
@@ -74,7 +81,6 @@ def test_internal_errors_are_one_line_exit_1(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_show_json_has_exact_space_sizes() -> None:
     from eagan_dsl.checker import load
-    from eagan_dsl.genome import GenomeSpace
 
     result = runner.invoke(app, ["show", str(CIFAR), "--json"])
     assert result.exit_code == 0, result.output
@@ -119,19 +125,31 @@ def _brute_force_cell_count(network: object) -> int:
 def test_show_tables_render() -> None:
     result = runner.invoke(app, ["show", str(TINY)], env={"NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
-    for text in ("op library", "choice sets", "cell UpCell", "networks", "fixed networks", "search_g : search", "weight_reset"):
+    for text in (
+        "op library",
+        "choice sets",
+        "cell UpCell",
+        "networks",
+        "fixed networks",
+        "search_g : search",
+        "weight_reset",
+    ):
         assert text in result.stdout
     assert "\x1b[" not in result.stdout  # no colour codes when not a terminal
 
 
 def test_fmt_check_and_rewrite(tmp_path: Path) -> None:
     messy = tmp_path / "messy.eagan"
-    messy.write_text(TINY.read_text(encoding="utf-8").replace("latent 16 normal", "latent   16   normal  # z"))
+    messy.write_text(
+        TINY.read_text(encoding="utf-8").replace("latent 16 normal", "latent   16   normal  # z")
+    )
     clean = tmp_path / "clean.eagan"
     result = runner.invoke(app, ["fmt", str(messy)])
     assert result.exit_code == 0 and f"reformatted {messy}" in result.stdout
     clean.write_text(messy.read_text(encoding="utf-8"))
-    messy.write_text(messy.read_text(encoding="utf-8").replace("latent 16 normal", "latent 16  normal"))
+    messy.write_text(
+        messy.read_text(encoding="utf-8").replace("latent 16 normal", "latent 16  normal")
+    )
     before = messy.read_text(encoding="utf-8")
     result = runner.invoke(app, ["fmt", "--check", str(messy), str(clean)])
     assert result.exit_code == 1
@@ -151,14 +169,30 @@ def test_fmt_of_a_bad_spec_exits_2(tmp_path: Path) -> None:
 
 def test_cli_import_does_not_import_torch() -> None:
     code = "import sys, runtime.cli; print('torch' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"
 
 
 def test_check_as_a_process(tmp_path: Path) -> None:
     env = {**os.environ, "NO_COLOR": "1"}
-    ok = subprocess.run([sys.executable, "-m", "runtime.cli", "check", str(CIFAR)], cwd=ROOT, capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "check", str(CIFAR)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", "")
-    bad = subprocess.run([sys.executable, "-m", "runtime.cli", "check", str(_bad_spec(tmp_path))], cwd=ROOT, capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "check", str(_bad_spec(tmp_path))],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
     assert bad.returncode == 2
     assert ": error: unknown cell 'UpCel'" in bad.stderr and "Traceback" not in bad.stderr

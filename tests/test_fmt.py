@@ -4,6 +4,7 @@ between the tokens, so the formatter sees layouts nobody wrote by hand."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,10 @@ names = st.from_regex(r"[a-z_][a-z0-9_]{0,5}", fullmatch=True).filter(lambda s: 
 ints = st.integers(0, 10_000).map(str)
 numbers = st.one_of(
     ints,
-    st.from_regex(r"[+-]?([0-9]{1,3}\.[0-9]{0,3}|\.[0-9]{1,3}|[0-9]{1,3})([eE][+-]?[0-9]{1,2})?", fullmatch=True),
+    st.from_regex(
+        r"[+-]?([0-9]{1,3}\.[0-9]{0,3}|\.[0-9]{1,3}|[0-9]{1,3})([eE][+-]?[0-9]{1,2})?",
+        fullmatch=True,
+    ),
 )
 # string literals as the grammar reads them, escapes included (\" \\ \n)
 string_chars = st.one_of(
@@ -87,14 +91,14 @@ def _values(children: st.SearchStrategy[Tokens]) -> st.SearchStrategy[Tokens]:
     )
 
 
-values = st.recursive(
-    st.one_of(numbers, strings, names).map(lambda t: [t]), _values, max_leaves=6
-)
+values = st.recursive(st.one_of(numbers, strings, names).map(lambda t: [t]), _values, max_leaves=6)
 settings_ = st.lists(st.tuples(names, values, st.booleans()), max_size=4).map(
     lambda ss: [t for k, v, comma in ss for t in [k, ":", *v, *([","] if comma else [])]]
 )
 op_calls = st.builds(
-    lambda n, parens, a: [n] + (["("] + _sep([[k, ":", *v] for k, v in a]) + [")"] if parens else []),
+    lambda n, parens, a: (
+        [n] + (["("] + _sep([[k, ":", *v] for k, v in a]) + [")"] if parens else [])
+    ),
     names,
     st.booleans(),
     st.lists(st.tuples(names, values), max_size=2),
@@ -110,14 +114,34 @@ cells = st.builds(
 network_stmts = st.one_of(
     op_lists.map(lambda o: ["stem", *o]),
     op_lists.map(lambda o: ["head", *o]),
-    st.builds(lambda c, r, a: ["cells", c, "x", r, *(["(", a, ":", "8", ")"] if a else [])], names, ints, st.one_of(st.none(), names)),
-    st.builds(lambda a, b, c, d, n: ["link", a, ".", b, "->", c, ".", d, ":", n], ints, ints, ints, ints, names),
+    st.builds(
+        lambda c, r, a: ["cells", c, "x", r, *(["(", a, ":", "8", ")"] if a else [])],
+        names,
+        ints,
+        st.one_of(st.none(), names),
+    ),
+    st.builds(
+        lambda a, b, c, d, n: ["link", a, ".", b, "->", c, ".", d, ":", n],
+        ints,
+        ints,
+        ints,
+        ints,
+        names,
+    ),
 )
 items = st.one_of(
-    st.builds(lambda n, a: ["data", n, *(["("] + _sep(a) + [")"] if a else [])], names, st.lists(values, max_size=2)),
+    st.builds(
+        lambda n, a: ["data", n, *(["("] + _sep(a) + [")"] if a else [])],
+        names,
+        st.lists(values, max_size=2),
+    ),
     st.builds(lambda d, n: ["latent", d, *([n] if n else [])], ints, st.one_of(st.none(), names)),
     st.builds(lambda n, o: ["op", n, "="] + o, names, op_lists),
-    st.builds(lambda n, o: ["choice", n, "=", "["] + _sep([[x] for x in o]) + ["]"], names, st.lists(names, min_size=1, max_size=4)),
+    st.builds(
+        lambda n, o: ["choice", n, "=", "["] + _sep([[x] for x in o]) + ["]"],
+        names,
+        st.lists(names, min_size=1, max_size=4),
+    ),
     cells,
     st.builds(
         lambda r, n, b: [r, n, "{", *[t for s in b for t in s], "}"],
@@ -125,12 +149,24 @@ items = st.one_of(
         names,
         st.lists(network_stmts, max_size=4),
     ),
-    st.builds(lambda r, n, b, g: [r, n, "=", b, "with", "genome", g], st.sampled_from(["generator", "discriminator"]), names, names, strings),
-    st.builds(lambda k, s: [k, "{", *s, "}"], st.sampled_from(["objectives", "evolution", "train", "evaluate", "run"]), settings_),
+    st.builds(
+        lambda r, n, b, g: [r, n, "=", b, "with", "genome", g],
+        st.sampled_from(["generator", "discriminator"]),
+        names,
+        names,
+        strings,
+    ),
+    st.builds(
+        lambda k, s: [k, "{", *s, "}"],
+        st.sampled_from(["objectives", "evolution", "train", "evaluate", "run"]),
+        settings_,
+    ),
     st.builds(lambda n, k, s: ["stage", n, ":", k, "{", *s, "}"], names, names, settings_),
 )
 specs = st.builds(
-    lambda n, its: ["search", n, "{", *[t for i in its for t in i], "}"], names, st.lists(items, max_size=6)
+    lambda n, its: ["search", n, "{", *[t for i in its for t in i], "}"],
+    names,
+    st.lists(items, max_size=6),
 )
 separators = st.one_of(
     st.sampled_from([" ", " ", " ", "  ", "\n", "\n\n  ", "\t"]),
@@ -222,3 +258,37 @@ def test_long_op_lists_wrap_under_their_first_op() -> None:
     assert len(lines) > 1 and all(len(line) <= 100 for line in lines)
     assert all(line.startswith(" " * 9) for line in lines[1:])  # under `stem `'s first op
     assert format_spec(formatted) == formatted
+
+
+# ------------------------------------------------------------------------- docs/language.md
+
+DOC = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+DOC_BLOCKS = re.findall(r"```eagan\n(.*?)```", DOC, re.DOTALL)
+
+
+def test_doc_full_specs_check_and_are_formatted() -> None:
+    from eagan_dsl.checker import check_text
+
+    full = [b for b in DOC_BLOCKS if re.match(r"(#[^\n]*\n)*search ", b)]
+    assert full, "the language reference shows no whole spec"
+    for block in full:
+        check_text(block, "docs/language.md")
+        assert format_spec(block) == block
+
+
+def test_doc_snippets_parse() -> None:
+    for block in DOC_BLOCKS:
+        if not block.lstrip().startswith(("search", "#")):
+            parse("search s {\n" + block + "}\n")
+
+
+def test_doc_lists_every_primitive_and_setting() -> None:
+    from eagan_dsl import settings as schema
+    from eagan_dsl.primitives import PRIMITIVES
+
+    rows = {m.group(1) for m in re.finditer(r"^\| `([a-z_0-9]+)` \|", DOC, re.MULTILINE)}
+    assert set(PRIMITIVES) <= rows
+    keys = [k for table in schema.BLOCKS.values() for k in table]
+    keys += [k for own, _ in schema.STAGES.values() for k in own]
+    for key in keys:
+        assert re.search(rf"^\| `{key.name}` \| {key.type}", DOC, re.MULTILINE), key.name

@@ -22,11 +22,13 @@ SOURCES = {
 }
 # tokens as a user sees them: strings, comments, words/numbers, single punctuation
 TOKEN = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[A-Za-z0-9_.+-]+|\S')
-NOISE = st.text(
-    st.one_of(st.sampled_from(list('{}()[],:.=-> "#\\\n0x') + ["->", "e-", "1e9"]), st.characters()),
+NOISE = st.lists(
+    st.one_of(
+        st.sampled_from(list('{}()[],:.=-> "#\\\n0x') + ["->", "e-", "1e9"]), st.characters()
+    ),
     min_size=1,
     max_size=4,
-)
+).map("".join)
 
 
 def _tokens(text: str) -> list[tuple[int, int]]:
