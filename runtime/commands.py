@@ -53,22 +53,39 @@ def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def run_command(
-    spec: Annotated[Path, typer.Argument(help="the .eagan spec to run")],
+    spec: Annotated[Path | None, typer.Argument(help="the .eagan spec to run (optional with --resume)")] = None,
     out: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<spec name>)")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="shrink rounds, epochs and images: a smoke test")] = False,
-    force: Annotated[bool, typer.Option("--force", help="reuse a non-empty output directory")] = False,
+    resume: Annotated[Path | None, typer.Option("--resume", help="continue the run in this directory")] = None,
+    force: Annotated[bool, typer.Option("--force", help="reuse a non-empty output directory; resume with a changed spec")] = False,
     inception_weights: Annotated[str | None, typer.Option(help="path of pt_inception-2015-12-05-6726825d.pth")] = None,
 ) -> None:
-    """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export."""
-    from runtime.runner import run
+    """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export.
+    Ctrl-C saves a checkpoint and exits 130; `--resume DIR` continues from it."""
+    from runtime import runner
+    from runtime.checkpoint import CheckpointError
+    from runtime.search import Interrupted
 
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         _fail(f"--device must be auto, cpu or cuda, not {device}")
-    target = out or Path("runs") / spec.stem
+    if spec is None and resume is None:
+        _fail("give a SPEC to run, or --resume DIR to continue a run")
     try:
-        _guarded(run, spec, target, device=device, seed=seed, quick=quick, force=force, inception_weights=inception_weights)
+        if resume is not None:
+            _guarded(runner.resume, resume, spec, device=None if device == "auto" else device, force=force,
+                     inception_weights=inception_weights)
+            target = resume
+        else:
+            assert spec is not None
+            target = out or Path("runs") / spec.stem
+            _guarded(runner.run, spec, target, device=device, seed=seed, quick=quick, force=force,
+                     inception_weights=inception_weights)
+    except Interrupted:
+        raise typer.Exit(130) from None
+    except CheckpointError as err:
+        _fail(str(err), code=1)
     except ValueError as err:
         _fail(str(err))
     typer.echo(f"run finished: {target}")

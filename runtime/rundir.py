@@ -69,6 +69,12 @@ class History:
                 if line.strip():
                     self.records.append(json.loads(line))
 
+    def truncate(self, lines: int) -> None:
+        """Drop records written after a checkpoint (a resumed run writes them again)."""
+        self.records = self.records[:lines]
+        text = "".join(dumps(r) + "\n" for r in self.records)
+        atomic_write(self.path, text.encode())
+
     def write(self, record: dict[str, Any]) -> None:
         self.records.append(jsonable(record))
         with open(self.path, "a", encoding="utf-8") as f:

@@ -1,9 +1,13 @@
-"""`eagan run`: carry out every stage of a spec, writing the run directory as it goes."""
+"""`eagan run`: carry out every stage of a spec, writing the run directory as it goes, with
+checkpoints at the end of every round and every N epochs, resume, and Ctrl-C that saves."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+import json
+import signal
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -11,16 +15,18 @@ from typing import Any
 import torch
 from torch import nn
 
-from eagan_dsl.checker import load
-from eagan_dsl.ir import Program, StageIR
+from eagan_dsl.checker import check_text, load
+from eagan_dsl.ir import Program
+from runtime import checkpoint as ckpt
 from runtime.data import load_training_data
 from runtime.display import Reporter
 from runtime.evaluator import Evaluator
 from runtime.plots import curves_plot, pareto_plot
-from runtime.rundir import RunDir, environment
-from runtime.search import Context, StageResult, run_fully_train, run_search
+from runtime.rundir import RunDir, RunDirError, atomic_write, environment
+from runtime.search import Context, Interrupted, StageResult, TrainStage, make_stage
 
 QUICK = {"rounds": 2, "epochs": 1, "warmup": 1, "population": 4, "images": 256, "final_images": 512}
+EXIT_INTERRUPTED = 130
 
 
 def quick_program(program: Program) -> Program:
@@ -48,8 +54,7 @@ def resolve_device(device: str) -> torch.device:
 def _sample_writer(run: RunDir, program: Program, device: torch.device, seed: int) -> Callable[[str, Any], None]:
     from torchvision.utils import save_image
 
-    z = torch.Generator().manual_seed(seed)
-    fixed = torch.randn(64, program.latent_dim, generator=z)
+    fixed = torch.randn(64, program.latent_dim, generator=torch.Generator().manual_seed(seed))
 
     def write(name: str, generate: Any) -> None:
         was = generate.training if isinstance(generate, nn.Module) else None
@@ -66,11 +71,10 @@ def _sample_writer(run: RunDir, program: Program, device: torch.device, seed: in
 
 def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
     rounds = [r for r in history if r.get("kind") == "round" and r["stage"] == stage]
-    cands = [r for r in history if r.get("kind") == "candidate" and r["stage"] == stage]
     if not rounds:
         return
     last = rounds[-1]["round"]
-    mine = [c for c in cands if c["round"] == last]
+    mine = [c for c in history if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last]
     num = lambda v: float(v) if isinstance(v, (int, float)) else float("inf")  # noqa: E731
     pareto_plot(
         run.plots / f"{stage}_pareto_round{last + 1:02d}.png",
@@ -84,6 +88,139 @@ def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
     curves_plot(run.plots / f"{stage}_fid.png", f"{stage}: FID of the best", {"FID": (xs, [num(r["best_fid"]) for r in rounds])}, "FID")
 
 
+@contextmanager
+def _stop_on_signals(flag: list[bool]) -> Iterator[None]:
+    """The first Ctrl-C (or SIGTERM from a pre-empting scheduler) asks the run to stop at the next
+    iteration boundary and save; a second Ctrl-C stops at once."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag[0] and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        flag[0] = True
+
+    previous = {}
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread: no handlers, Ctrl-C stays a KeyboardInterrupt
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class Runner:
+    def __init__(
+        self,
+        program: Program,
+        run_dir: RunDir,
+        device: torch.device,
+        seed: int,
+        reporter: Reporter,
+        inception_weights: str | None = None,
+        observe: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.program = program
+        self.run_dir = run_dir
+        self.history = run_dir.history()
+        self.stop = [False]
+        evaluator = Evaluator(program, program.blocks["evaluate"], device, inception_weights)
+        self.ctx = Context(
+            program=program,
+            data=load_training_data(program.data, device),
+            device=device,
+            seed=seed,
+            evaluators={"search": evaluator, "final": evaluator},
+            report=reporter,
+            history=self.history,
+            samples=_sample_writer(run_dir, program, device, seed),
+            observe=observe,
+            checkpoint=self.save,
+            stop_requested=lambda: self.stop[0],
+            checkpoint_every=int(program.blocks["run"]["checkpoint_every"]),
+        )
+        self.index = 0
+        self.current: Any = None
+
+    # ------------------------------------------------------------------------ checkpoints
+    def state(self) -> dict[str, Any]:
+        return {
+            "stage_index": self.index,
+            "stage_state": self.current.state_dict() if self.current is not None else None,
+            "results": {name: r.state_dict() for name, r in self.ctx.results.items()},
+            "torch_rng": torch.get_rng_state(),
+            "history_lines": len(self.history.records),
+        }
+
+    def save(self, reason: str) -> None:
+        stage = self.program.stages[self.index].name if self.index < len(self.program.stages) else "done"
+        meta = {"reason": reason, "stage": stage, "stage_index": self.index, "history_lines": len(self.history.records)}
+        ckpt.save(self.run_dir.checkpoints, self.state(), meta)
+
+    def restore(self, loaded: ckpt.Loaded) -> None:
+        state = loaded.state
+        self.history.truncate(int(state["history_lines"]))
+        torch.set_rng_state(state["torch_rng"])
+        for name, rs in state["results"].items():
+            self.ctx.results[name] = StageResult.from_state(self.program, rs, self.ctx.device)
+        self.index = int(state["stage_index"])
+        self.pending = state["stage_state"]
+
+    # ------------------------------------------------------------------------------ run
+    def run(self, resume: ckpt.Loaded | None = None) -> None:
+        self.pending: dict[str, Any] | None = None
+        if resume is not None:
+            self.restore(resume)
+        else:
+            self.save("start")  # so that a run killed at any later point can be resumed
+        report = self.ctx.report
+        with _stop_on_signals(self.stop), report:
+            try:
+                while self.index < len(self.program.stages):
+                    stage = self.program.stages[self.index]
+                    self.current = make_stage(self.ctx, stage)
+                    if self.pending is not None:
+                        self.current.load_state_dict(self.pending)
+                        self.pending = None
+                    if isinstance(self.current, TrainStage):
+                        self._finish(self.current)
+                    else:
+                        result = self.current.run()
+                        self.ctx.results[stage.name] = result
+                        self.ctx.notify("result", stage=stage.name, module=result.module, genome=result.genome)
+                        _plots(self.run_dir, stage.name, self.history.records)
+                        report.message(f"[{stage.name}] hands on {self._encode(result)}")
+                    self.index += 1
+                    self.current = None
+                    self.save(f"{stage.name} done")
+            except Interrupted:
+                self.save("interrupted")
+                report.message(
+                    f"interrupted: checkpoint saved; continue with  eagan run --resume {self.run_dir.root}"
+                )
+                raise
+
+    def _encode(self, result: StageResult) -> str:
+        from eagan_dsl.genome import GenomeSpace
+
+        return GenomeSpace(self.program.networks[result.genome.network]).encode(result.genome)
+
+    def _finish(self, stage: TrainStage) -> None:
+        from compiler.export import export_network
+
+        metrics = stage.run()
+        g_final = stage.G.evaluated()
+        for module, genome in ((g_final, stage.g_genome), (stage.D.module, stage.d_genome)):
+            export_network(self.program, genome.network, genome, module.state_dict(), self.run_dir.final, force=True)
+        self.run_dir.write_json("final/metrics.json", metrics)
+        self.ctx.report.message(
+            f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
+            f"({metrics['images']} images) → {self.run_dir.final}"
+        )
+
+
 def run(
     spec: Path,
     out: Path,
@@ -93,12 +230,13 @@ def run(
     force: bool = False,
     inception_weights: str | None = None,
     reporter: Reporter | None = None,
+    observe: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Path:
     """Check SPEC and run all its stages into OUT."""
     program = load(spec)
     if quick:
         program = quick_program(program)
-    return run_program(program, spec, out, device, seed, force, inception_weights, reporter, quick)
+    return run_program(program, spec, out, device, seed, force, inception_weights, reporter, quick, observe)
 
 
 def run_program(
@@ -120,54 +258,55 @@ def run_program(
     env = environment(str(dev), seed)
     env["quick"] = quick
     run_dir.write_resolved(program, env)
-    history = run_dir.history()
-    data = load_training_data(program.data, dev)
     report = reporter or Reporter()
-    evaluator = Evaluator(program, program.blocks["evaluate"], dev, inception_weights)
-    ctx = Context(
-        program=program,
-        data=data,
-        device=dev,
-        seed=seed,
-        evaluators={"search": evaluator, "final": evaluator},
-        report=report,
-        history=history,
-        samples=_sample_writer(run_dir, program, dev, seed),
-        observe=observe,
-    )
     if quick:
         report.message("--quick: rounds, epochs, population and images are shrunk for a smoke test")
-    with report:
-        for stage in program.stages:
-            if stage.kind == "search":
-                result = run_search(ctx, stage)
-                ctx.results[stage.name] = result
-                ctx.notify("result", stage=stage.name, module=result.module, genome=result.genome)
-                _plots(run_dir, stage.name, history.records)
-                report.message(f"[{stage.name}] hands on {_encode(program, result)}")
-            else:
-                _finish(ctx, run_dir, stage)
+    Runner(program, run_dir, dev, seed, report, inception_weights, observe).run()
     return out
 
 
-def _encode(program: Program, result: StageResult) -> str:
-    from eagan_dsl.genome import GenomeSpace
+def resume(
+    out: Path,
+    spec: Path | None = None,
+    device: str | None = None,
+    force: bool = False,
+    inception_weights: str | None = None,
+    reporter: Reporter | None = None,
+    observe: Callable[[str, dict[str, Any]], None] | None = None,
+) -> Path:
+    """Continue the run in OUT from its newest intact checkpoint, with the run's own spec, seed
+    and --quick setting; a different SPEC is refused unless `force` (then recorded)."""
+    run_dir = RunDir(out)
+    saved_spec = out / "spec.eagan"
+    resolved_path = out / "resolved.json"
+    if not saved_spec.is_file() or not resolved_path.is_file():
+        raise RunDirError(f"{out} is not a run directory (no spec.eagan / resolved.json); check the path")
+    text = saved_spec.read_text(encoding="utf-8")
+    resolved = json.loads(resolved_path.read_text())
+    env = resolved["environment"]
+    if spec is not None and spec.read_text(encoding="utf-8") != text:
+        if not force:
+            raise RunDirError(
+                f"{spec} differs from the spec this run was started with ({saved_spec}); resume without "
+                "a spec, or pass --force to continue with the new one (it is recorded)"
+            )
+        text = spec.read_text(encoding="utf-8")
+        atomic_write(saved_spec, text.encode())
+        env.setdefault("forced_spec_changes", []).append(str(spec))
+        run_dir.write_json("resolved.json", {**resolved, "environment": env})
+    # paths in the spec stay those of the original run (relative to the original spec file)
+    program = check_text(text, str(resolved.get("file") or saved_spec))
+    root = resolved.get("data", {}).get("root")
+    program = dataclasses.replace(program, data=dataclasses.replace(program.data, root=root))
+    if env.get("quick"):
+        program = quick_program(program)
+    loaded = ckpt.load_latest(run_dir.checkpoints)
+    report = reporter or Reporter()
+    for skipped in loaded.skipped:
+        report.message(f"skipped a damaged checkpoint, using the previous one: {skipped}")
+    report.message(f"resuming {out} from {loaded.path.name} ({loaded.meta.get('reason')})")
+    dev = resolve_device(device or env.get("device", "auto"))
+    seed = int(env["seed"])
+    Runner(program, run_dir, dev, seed, report, inception_weights, observe).run(loaded)
+    return out
 
-    return GenomeSpace(program.networks[result.genome.network]).encode(result.genome)
-
-
-def _finish(ctx: Context, run_dir: RunDir, stage: StageIR) -> None:
-    from compiler.export import export_network
-
-    from runtime.search import resolve_source
-
-    G, D, ema, metrics = run_fully_train(ctx, stage)
-    g_final = ema.module if ema is not None else G
-    for module, key, role in ((g_final, "g", "generator"), (D, "d", "discriminator")):
-        genome = resolve_source(ctx, stage.settings[key], role)
-        export_network(ctx.program, genome.network, genome, module.state_dict(), run_dir.final, force=True)
-    run_dir.write_json("final/metrics.json", metrics)
-    ctx.report.message(
-        f"[{stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
-        f"({metrics['images']} images) → {run_dir.final}"
-    )

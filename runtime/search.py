@@ -8,11 +8,17 @@ One engine serves both search stages: a stage searches one network (G or D) agai
 (Eq. 10); with `weight_reset`, after each round every copy takes the weights of the best pair's copy.
 The copies are extracted subnets (only the chosen ops), not supernet copies — the released code's
 32 supernet copies cost ~9 GB and alias one another (research notes §3.4).
+
+Every stage is a small state machine (phase, round, epoch, iteration) whose whole state — weights,
+optimizers, EMAs, population, every random generator, the position in the data — is returned by
+`state_dict()`, so a run can stop at any iteration boundary and continue bit for bit
+(`runtime/checkpoint.py`).
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 import random
 import time
@@ -23,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from eagan_dsl.genome import Genome, GenomeSpace
+from eagan_dsl.genome import Genome, GenomeError, GenomeSpace
 from eagan_dsl.ir import Best, Program, StageIR
 from runtime.data import ImageData
 from runtime.evaluator import Evaluator
@@ -31,6 +37,10 @@ from runtime.evolution import initial_population, offspring
 from runtime.nets import build_fixed, build_subnet, build_supernet, genome_of, params_of
 from runtime.selection import cars_select, nsga2_select, objective_matrix, pick, ranks
 from runtime.train import EMA, Diverged, adam, d_step, g_step, sample_z
+
+
+class Interrupted(Exception):
+    """A stop was requested (Ctrl-C); the stage is at an iteration boundary and can be saved."""
 
 
 @dataclass
@@ -53,6 +63,25 @@ class StageResult:
     def module(self) -> nn.Module:
         return self.modules[self.searched]
 
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "searched": self.searched,
+            "genomes": {r: [g.network, list(g.choices)] for r, g in self.genomes.items()},
+            "modules": {r: m.state_dict() for r, m in self.modules.items()},
+            "record": json.dumps(self.record, default=str),
+        }
+
+    @classmethod
+    def from_state(cls, program: Program, state: dict[str, Any], device: torch.device) -> StageResult:
+        genomes = {r: Genome(n, tuple(c)) for r, (n, c) in state["genomes"].items()}
+        modules = {}
+        for role, genome in genomes.items():
+            module = build_subnet(program, genome, 0, device)
+            module.load_state_dict(state["modules"][role])
+            modules[role] = module
+        return cls(state["stage"], state["searched"], genomes, modules, json.loads(state["record"]))
+
 
 @dataclass
 class Context:
@@ -63,14 +92,27 @@ class Context:
     evaluators: dict[str, Evaluator]
     report: Any  # runtime.display.Reporter
     history: Any  # runtime.rundir.History
-    samples: Callable[[str, nn.Module | Callable[[torch.Tensor], torch.Tensor]], None]
+    samples: Callable[[str, Any], None]
     results: dict[str, StageResult] = field(default_factory=dict)
     # test and tooling hook: called with (event, details) at fixed points of a search stage
     observe: Callable[[str, dict[str, Any]], None] | None = None
+    # called at the stage's checkpoint points (end of a round, every N warm-up/train epochs)
+    checkpoint: Callable[[str], None] | None = None
+    # polled at every iteration boundary; True raises Interrupted (Ctrl-C)
+    stop_requested: Callable[[], bool] = lambda: False
+    checkpoint_every: int = 5
 
     def notify(self, event: str, **details: Any) -> None:
         if self.observe is not None:
             self.observe(event, details)
+
+    def save(self, reason: str) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint(reason)
+
+    def poll(self) -> None:
+        if self.stop_requested():
+            raise Interrupted()
 
 
 def _seed(base: int, *parts: object) -> int:
@@ -82,18 +124,64 @@ def _seed(base: int, *parts: object) -> int:
     return h
 
 
+def _rng_state(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def _set_rng_state(rng: random.Random, state: list[Any]) -> None:
+    rng.setstate((state[0], tuple(state[1]), state[2]))
+
+
+class Member:
+    """One trained network: module, Adam optimizer and, optionally, an EMA copy."""
+
+    def __init__(self, module: nn.Module, lr: float, betas: tuple[float, float], ema: float | None) -> None:
+        self.module = module
+        self.opt = adam(module.parameters(), lr, betas)
+        self.ema = EMA(module, ema) if ema else None
+        self.params = list(module.parameters())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "module": self.module.state_dict(),
+            "opt": self.opt.state_dict(),
+            "ema": self.ema.module.state_dict() if self.ema is not None else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.opt.load_state_dict(state["opt"])
+        if self.ema is not None and state["ema"] is not None:
+            self.ema.module.load_state_dict(state["ema"])
+
+    def copy(self) -> Member:
+        other = copy.copy(self)
+        other.module = copy.deepcopy(self.module)
+        other.opt = adam(other.module.parameters(), self.opt.defaults["lr"], self.opt.defaults["betas"])
+        other.opt.load_state_dict(copy.deepcopy(self.opt.state_dict()))
+        other.ema = copy.deepcopy(self.ema)
+        other.params = list(other.module.parameters())
+        return other
+
+    def evaluated(self) -> nn.Module:
+        return self.ema.module if self.ema is not None else self.module
+
+    def finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.params)
+
+
 class _Trainer:
     """Draws real batches and latents, runs n_critic D steps and one G step."""
 
     def __init__(self, ctx: Context, s: dict[str, Any], gen: torch.Generator) -> None:
-        self.ctx = ctx
         self.data = ctx.data
         self.device = ctx.device
         self.gen = gen
         self.bg, self.bd = int(s["batch"]["g"]), int(s["batch"]["d"])
         self.n_critic = int(s["n_critic"])
         self.lr = s["lr"]
-        self.betas = tuple(s["betas"])
+        self.betas = (float(s["betas"][0]), float(s["betas"][1]))
         self.clip = s["grad_clip"]
         self.latent = ctx.program.latent_dim
         self.dist = ctx.program.latent_distribution
@@ -114,216 +202,25 @@ class _Trainer:
     def z(self, n: int) -> torch.Tensor:
         return sample_z(n, self.latent, self.device, self.gen, self.dist)
 
-    def iteration(
-        self,
-        g: Callable[[torch.Tensor], torch.Tensor],
-        d: Callable[[torch.Tensor], torch.Tensor],
-        opt_g: torch.optim.Optimizer,
-        opt_d: torch.optim.Optimizer,
-        g_params: list[nn.Parameter],
-        d_params: list[nn.Parameter],
-    ) -> tuple[float, float]:
+    def iteration(self, g: Any, d: Any, gm: Member, dm: Member, g_fn: Any = None, d_fn: Any = None) -> tuple[float, float]:
+        """n_critic D steps, then one G step (Alg. 1 l.9–10, l.24). `g_fn`/`d_fn` override the
+        modules' forward (a supernet on one genome)."""
+        gf = g_fn or g
+        df = d_fn or d
         for _ in range(self.n_critic):
-            ld = d_step(g, d, self.real(), self.z(self.bd), opt_d, self.clip, d_params)
-        lg = g_step(g, d, self.z(self.bg), opt_g, self.clip, g_params)
+            ld = d_step(gf, df, self.real(), self.z(self.bd), dm.opt, self.clip, dm.params)
+        lg = g_step(gf, df, self.z(self.bg), gm.opt, self.clip, gm.params)
+        if gm.ema is not None:
+            gm.ema.update(gm.module)
         return ld, lg
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"gen": self.gen.get_state(), "perm": self._perm, "pos": self._pos}
 
-def _opponent(ctx: Context, s: dict[str, Any], stage: str, role: str) -> tuple[nn.Module, Genome]:
-    """The opponent of a search stage: a fixed network (fresh weights) or a previous stage's pick
-    of `role` with its trained weights."""
-    source = s["against"] if s["against"] is not None else s["with"]
-    if isinstance(source, Best):
-        result = ctx.results[source.stage]
-        return copy.deepcopy(result.modules[role]), result.genomes[role]
-    module = build_fixed(ctx.program, source, _seed(ctx.seed, stage, "opponent"), ctx.device)
-    return module, genome_of(ctx.program, source)
-
-
-def run_search(ctx: Context, stage: StageIR) -> StageResult:
-    s = dict(stage.settings)
-    program = ctx.program
-    name = s["network"]
-    if isinstance(name, tuple):
-        return run_coupled(ctx, stage)
-    net = program.networks[name]
-    searching_g = net.role == "generator"
-    rng = random.Random(_seed(ctx.seed, stage.name, "evolution"))
-    gen = torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches"))
-    space = GenomeSpace(net, _input_resolution(program, net))
-    P, R, E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
-    one_to_one = s["pairing"] == "one_to_one"
-    trainer = _Trainer(ctx, s, gen)
-    me, them = ("g", "d") if searching_g else ("d", "g")
-
-    supernet = build_supernet(program, name, _seed(ctx.seed, stage.name, "supernet"), ctx.device)
-    opt_s = adam(supernet.parameters(), trainer.lr[me], trainer.betas)  # type: ignore[arg-type]
-    them_role = "discriminator" if searching_g else "generator"
-    opponent, opponent_genome = _opponent(ctx, s, stage.name, them_role)
-    opponent = opponent.to(ctx.device).train()
-    ema_decay = s["ema"]
-    ema_s = EMA(supernet, ema_decay) if (ema_decay and searching_g) else None
-
-    def pair_fns(genome: Genome, opp: nn.Module) -> tuple[Callable, Callable]:  # type: ignore[type-arg]
-        cand: Callable[[torch.Tensor], torch.Tensor] = lambda x: supernet(x, genome)  # noqa: E731
-        return (cand, opp) if searching_g else (opp, cand)
-
-    def train_pair(genome: Genome, opp: nn.Module, opt_o: torch.optim.Optimizer, ema_o: EMA | None) -> tuple[float, float]:
-        g, d = pair_fns(genome, opp)
-        sp = [p for p in supernet.parameters()]
-        op = [p for p in opp.parameters()]
-        opt_g, opt_d = (opt_s, opt_o) if searching_g else (opt_o, opt_s)
-        gp, dp = (sp, op) if searching_g else (op, sp)
-        losses = trainer.iteration(g, d, opt_g, opt_d, gp, dp)
-        if ema_s is not None:
-            ema_s.update(supernet)
-        if ema_o is not None:
-            ema_o.update(opp)
-        return losses
-
-    def o_ema(m: nn.Module) -> EMA | None:
-        return EMA(m, ema_decay) if (ema_decay and not searching_g) else None
-
-    # ------------------------------------------------------------------ warm-up (§5.1)
-    # All candidate ops trained equally: a fresh uniformly drawn valid genome every iteration.
-    warm_opp = opponent if not one_to_one else copy.deepcopy(opponent)
-    warm_opt = adam(warm_opp.parameters(), trainer.lr[them], trainer.betas)  # type: ignore[arg-type]
-    warm_ema = o_ema(warm_opp)
-    iters = trainer.iterations_per_epoch()
-    ctx.report.stage_start(stage.name, f"warm-up, {s['warmup']} epochs", s["warmup"] * iters)
-    for epoch in range(int(s["warmup"])):
-        for _ in range(iters):
-            try:
-                ld, lg = train_pair(space.random(rng), warm_opp, warm_opt, warm_ema)
-            except Diverged:
-                ld = lg = math.nan
-            ctx.report.step(d=ld, g=lg, epoch=epoch)
-
-    # --------------------------------------------------------------- the population
-    population = initial_population(space, P, rng)
-    origins = ["random"] * P
-    if one_to_one:
-        partners = [copy.deepcopy(opponent) for _ in range(P)]
-        partner_opts = [adam(m.parameters(), trainer.lr[them], trainer.betas) for m in partners]  # type: ignore[arg-type]
-        partner_emas = [o_ema(m) for m in partners]
-    else:
-        partners = [warm_opp]
-        partner_opts = [warm_opt]
-        partner_emas = [warm_ema]
-    ctx.notify("population", stage=stage.name, population=list(population), partners=partners)
-    archive: list[tuple[Genome, dict[str, Any]]] = []
-    best_i = 0
-    records: list[dict[str, Any]] = []
-    for r in range(R):
-        ctx.report.stage_start(stage.name, f"round {r + 1}/{R}", E * iters)
-        diverged: set[int] = set()
-        for epoch in range(E):
-            for _ in range(iters):
-                i = rng.randrange(P)  # Alg. 1 l.8 / l.23: uniformly drawn candidate
-                if i in diverged:
-                    continue
-                k = i if one_to_one else 0
-                try:
-                    ld, lg = train_pair(population[i], partners[k], partner_opts[k], partner_emas[k])
-                except Diverged:
-                    diverged.add(i)
-                    ld = lg = math.nan
-                ctx.report.step(d=ld, g=lg, epoch=epoch)
-        ctx.notify("trained", stage=stage.name, round=r, population=list(population), partners=partners)
-        # ------------------------------------------------------- evaluate (Eq. 6 / Eq. 9)
-        records = []
-        eval_seed = _seed(ctx.seed, stage.name, "eval", r)
-        for i, genome in enumerate(population):
-            record: dict[str, Any] = {
-                "genome": space.encode(genome),
-                "params": params_of(program, genome),
-                "origin": origins[i],
-            }
-            if i in diverged:
-                record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
-            else:
-                generate = _generator(searching_g, supernet, ema_s, genome, partners, partner_emas, i if one_to_one else 0)
-                record.update(ctx.evaluators["search"].evaluate(generate, int(s["images"]), eval_seed))
-                if not math.isfinite(record["fid"]):
-                    record["diverged"] = True
-            records.append(record)
-        F = objective_matrix(records, program.objectives)
-        rank = ranks(F)
-        best_i = pick(records, F, s["pick"])
-        keep = (
-            cars_select(records, P // 2, rng)
-            if s["selection"] == "cars"
-            else nsga2_select(F, P // 2)
-        )
-        for i, record in enumerate(records):
-            record.update({"rank": rank[i], "selected": i in keep, "best": i == best_i})
-            ctx.history.candidate(stage.name, r, i, record)
-            archive.append((population[i], record))
-        ctx.history.round(stage.name, r, records, best_i)
-        ctx.report.round_table(stage.name, r, records)
-        ctx.samples(f"{stage.name}_round{r + 1:02d}", _generator(searching_g, supernet, ema_s, population[best_i], partners, partner_emas, best_i if one_to_one else 0))
-        if r == R - 1:
-            break
-        # -------------------------------------------- weight-resetting (§4.2, Alg. 1 l.29–30)
-        if one_to_one and s["weight_reset"]:
-            _reset(partners, partner_opts, partner_emas, best_i)
-            ctx.notify("reset", stage=stage.name, round=r, best=best_i, partners=partners)
-        # ------------------------------------------------- crossover & mutation (§4.3)
-        parents = [population[i] for i in keep]
-        if s["strategy"] == "random":
-            children = [c for c in offspring([], P - len(keep), space, rng, 0.0, 0.0, taken=parents)]
-        else:
-            children = offspring(parents, P - len(keep), space, rng, float(s["crossover"]), float(s["mutation"]))
-        new_population = parents + [c.genome for c in children]
-        origins = ["parent"] * len(parents) + [c.origin for c in children]
-        if one_to_one:
-            # survivors keep their copy; a child takes a copy of its slot's parent's copy
-            order = keep + [keep[j % len(keep)] for j in range(len(children))]
-            partners, partner_opts, partner_emas = _reorder(partners, partner_opts, partner_emas, order, trainer, them)
-        population = new_population
-
-    from compiler.extract import extract
-
-    genome = population[best_i]
-    k = best_i if one_to_one else 0
-    return StageResult(
-        stage=stage.name,
-        searched=net.role,
-        genomes={net.role: genome, them_role: opponent_genome},
-        modules={net.role: extract(supernet, genome), them_role: copy.deepcopy(partners[k])},
-        record=records[best_i] if records else {},
-    )
-
-
-def _input_resolution(program: Program, net: Any) -> int | None:
-    if net.role == "generator":
-        return int(net.stem[0].get("size")) if net.stem else None
-    size = program.data.resolution
-    from eagan_dsl.primitives import PRIMITIVES
-
-    for prim in net.stem:
-        kind = PRIMITIVES[prim.name].kind_for(dict(prim.args))
-        size = size // 2 if kind == "down" else size * 2 if kind == "up" else size
-    return size
-
-
-def _generator(
-    searching_g: bool,
-    supernet: nn.Module,
-    ema_s: EMA | None,
-    genome: Genome,
-    partners: list[nn.Module],
-    partner_emas: list[EMA | None],
-    k: int,
-) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The generator that scores a candidate: the candidate itself (stage 1) or, for a D candidate,
-    the G it was trained with (§4.2: D is assessed indirectly through its G's IS and FID)."""
-    if searching_g:
-        net = ema_s.module if ema_s is not None else supernet
-        return _EvalWrapper(lambda z: net(z, genome), net)
-    ema = partner_emas[k]
-    module = ema.module if ema is not None else partners[k]
-    return _EvalWrapper(module, module)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.gen.set_state(state["gen"])
+        self._perm = state["perm"]
+        self._pos = int(state["pos"])
 
 
 class _EvalWrapper(nn.Module):
@@ -338,42 +235,16 @@ class _EvalWrapper(nn.Module):
         return self.fn(z)
 
 
-def _reset(partners: list[nn.Module], opts: list[torch.optim.Optimizer], emas: list[EMA | None], best: int) -> None:
-    """Every copy takes the best copy's weights, optimizer state and EMA (bit-identical)."""
-    state = copy.deepcopy(partners[best].state_dict())
-    opt_state = copy.deepcopy(opts[best].state_dict())
-    ema_state = copy.deepcopy(emas[best].module.state_dict()) if emas[best] is not None else None
-    for i in range(len(partners)):
-        if i == best:
-            continue
-        partners[i].load_state_dict(state)
-        opts[i].load_state_dict(copy.deepcopy(opt_state))
-        if ema_state is not None and emas[i] is not None:
-            emas[i].module.load_state_dict(ema_state)  # type: ignore[union-attr]
+def _input_resolution(program: Program, net: Any) -> int | None:
+    if net.role == "generator":
+        return int(net.stem[0].get("size")) if net.stem else None
+    size = program.data.resolution
+    from eagan_dsl.primitives import PRIMITIVES
 
-
-def _reorder(
-    partners: list[nn.Module], opts: list[torch.optim.Optimizer], emas: list[EMA | None],
-    order: list[int], trainer: _Trainer, role: str,
-) -> tuple[list[nn.Module], list[torch.optim.Optimizer], list[EMA | None]]:
-    new_p, new_o, new_e = [], [], []
-    used: set[int] = set()
-    for src in order:
-        if src in used:  # a second slot from the same source: an independent copy
-            m = copy.deepcopy(partners[src])
-            o = adam(m.parameters(), trainer.lr[role], trainer.betas)  # type: ignore[arg-type]
-            o.load_state_dict(copy.deepcopy(opts[src].state_dict()))
-            e = copy.deepcopy(emas[src])
-        else:
-            m, o, e = partners[src], opts[src], emas[src]
-            used.add(src)
-        new_p.append(m)
-        new_o.append(o)
-        new_e.append(e)
-    return new_p, new_o, new_e
-
-
-# ------------------------------------------------------------------------- fully-train (§5.1)
+    for prim in net.stem:
+        kind = PRIMITIVES[prim.name].kind_for(dict(prim.args))
+        size = size // 2 if kind == "down" else size * 2 if kind == "up" else size
+    return size
 
 
 def resolve_source(ctx: Context, source: Any, role: str) -> Genome:
@@ -383,150 +254,519 @@ def resolve_source(ctx: Context, source: Any, role: str) -> Genome:
     if isinstance(source, str) and ":" in source:
         net = source.split(":", 1)[0].strip()
         if net not in ctx.program.networks:
-            from eagan_dsl.genome import GenomeError
-
             raise GenomeError(f"genome '{source}' names no searchable network '{net}' of the spec")
-        return GenomeSpace(ctx.program.networks[net]).decode(source)
+        genome = GenomeSpace(ctx.program.networks[net]).decode(source)
+        problem = GenomeSpace(ctx.program.networks[net]).problem(genome)
+        if problem:
+            raise GenomeError(f"genome '{source}' is not a valid architecture: {problem}")
+        return genome
     if isinstance(source, str) and source not in ctx.program.networks and source not in ctx.program.fixed:
-        from eagan_dsl.genome import GenomeError
-
         raise GenomeError(f"'{source}' is neither a network of the spec nor a genome string NET:op,...|...")
-    return genome_of(ctx.program, source)
+    genome = genome_of(ctx.program, source)
+    role_of = ctx.program.network(genome.network).role
+    if role_of != role:
+        raise GenomeError(f"'{source}' is a {role_of}, not a {role}")
+    return genome
 
 
-def run_fully_train(ctx: Context, stage: StageIR) -> tuple[nn.Module, nn.Module, EMA | None, dict[str, Any]]:
-    """Train (G*, D*) from scratch with the stage's settings; returns G, D, G's EMA, metrics."""
-    s = dict(stage.settings)
-    program = ctx.program
-    g_genome = resolve_source(ctx, s["g"], "generator")
-    d_genome = resolve_source(ctx, s["d"], "discriminator")
-    G = build_subnet(program, g_genome, _seed(ctx.seed, stage.name, "G"), ctx.device).train()
-    D = build_subnet(program, d_genome, _seed(ctx.seed, stage.name, "D"), ctx.device).train()
-    gen = torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches"))
-    trainer = _Trainer(ctx, s, gen)
-    opt_g = adam(G.parameters(), trainer.lr["g"], trainer.betas)  # type: ignore[arg-type]
-    opt_d = adam(D.parameters(), trainer.lr["d"], trainer.betas)  # type: ignore[arg-type]
-    ema = EMA(G, s["ema"]) if s["ema"] else None
-    iters = trainer.iterations_per_epoch()
-    epochs = int(s["epochs"])
-    ctx.report.stage_start(stage.name, f"fully-train, {epochs} epochs", epochs * iters)
-    gp, dp = list(G.parameters()), list(D.parameters())
-    t0 = time.perf_counter()
-    for epoch in range(epochs):
-        for _ in range(iters):
-            ld, lg = trainer.iteration(G, D, opt_g, opt_d, gp, dp)
-            if ema is not None:
-                ema.update(G)
-            ctx.report.step(d=ld, g=lg, epoch=epoch)
-    final = ema.module if ema is not None else G
-    metrics = ctx.evaluators["final"].evaluate(
-        _EvalWrapper(final, final), int(s["final_images"]), _seed(ctx.seed, stage.name, "final")
-    )
-    metrics.update(
-        {
-            "g_genome": str(g_genome),
-            "d_genome": str(d_genome),
-            "g_params": params_of(program, g_genome),
-            "d_params": params_of(program, d_genome),
-            "images": int(s["final_images"]),
-            "train_seconds": time.perf_counter() - t0,
+class _Stage:
+    """Shared state-machine plumbing: phase, counters, announcements, checkpoint points."""
+
+    phase: str
+    epoch: int
+    it: int
+
+    def __init__(self, ctx: Context, stage: StageIR) -> None:
+        self.ctx = ctx
+        self.stage = stage
+        self.s = dict(stage.settings)
+        self._announced = ""
+
+    def announce(self, key: str, description: str, total: int) -> None:
+        if self._announced != key:
+            self._announced = key
+            self.ctx.report.stage_start(self.stage.name, description, total)
+
+    def counters(self) -> dict[str, Any]:
+        return {"phase": self.phase, "epoch": self.epoch, "it": self.it}
+
+    def set_counters(self, state: dict[str, Any]) -> None:
+        self.phase, self.epoch, self.it = state["phase"], int(state["epoch"]), int(state["it"])
+
+
+class SearchStage(_Stage):
+    """A search stage (paper §4.1 / §4.2): warm-up, then R rounds of training, evaluation,
+    selection and crossover & mutation."""
+
+    def __init__(self, ctx: Context, stage: StageIR) -> None:
+        super().__init__(ctx, stage)
+        s, program = self.s, ctx.program
+        self.net = program.networks[s["network"]]
+        self.searching_g = self.net.role == "generator"
+        self.me, self.them = ("g", "d") if self.searching_g else ("d", "g")
+        self.them_role = "discriminator" if self.searching_g else "generator"
+        self.rng = random.Random(_seed(ctx.seed, stage.name, "evolution"))
+        self.trainer = _Trainer(ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches")))
+        self.space = GenomeSpace(self.net, _input_resolution(program, self.net))
+        self.P, self.R, self.E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
+        self.one_to_one = s["pairing"] == "one_to_one"
+        betas, lr, ema = self.trainer.betas, self.trainer.lr, s["ema"]
+        supernet = build_supernet(program, self.net.name, _seed(ctx.seed, stage.name, "supernet"), ctx.device)
+        self.supernet = Member(supernet, lr[self.me], betas, ema if self.searching_g else None)
+        opponent, self.opponent_genome = self._opponent()
+        opponent.to(ctx.device).train()
+        them_ema = ema if not self.searching_g else None
+        first = Member(opponent, lr[self.them], betas, them_ema)
+        # one-to-one: P independent copies of G* (Alg. 1 l.18); warm-up trains a separate copy
+        self.partners = [first.copy() for _ in range(self.P)] if self.one_to_one else [first]
+        self.warm = first if self.one_to_one else self.partners[0]
+        self.phase, self.round, self.epoch, self.it = "warmup", 0, 0, 0
+        self.population: list[Genome] = []
+        self.origins: list[str] = []
+        self.diverged: set[int] = set()
+        self.records: list[dict[str, Any]] = []
+        self.best_i = 0
+
+    def _opponent(self) -> tuple[nn.Module, Genome]:
+        """A fixed network (fresh weights) or a previous stage's pick with its trained weights."""
+        s, ctx = self.s, self.ctx
+        source = s["against"] if s["against"] is not None else s["with"]
+        if isinstance(source, Best):
+            result = ctx.results[source.stage]
+            return copy.deepcopy(result.modules[self.them_role]), result.genomes[self.them_role]
+        module = build_fixed(ctx.program, source, _seed(ctx.seed, self.stage.name, "opponent"), ctx.device)
+        return module, genome_of(ctx.program, source)
+
+    # ------------------------------------------------------------------------ training
+    def _train(self, genome: Genome, partner: Member) -> tuple[float, float]:
+        sup = self.supernet.module
+        cand: Callable[[torch.Tensor], torch.Tensor] = lambda x: sup(x, genome)  # noqa: E731
+        if self.searching_g:
+            return self.trainer.iteration(None, partner.module, self.supernet, partner, g_fn=cand)
+        return self.trainer.iteration(partner.module, None, partner, self.supernet, d_fn=cand)
+
+    def _generator(self, i: int) -> nn.Module:
+        """The generator that scores candidate i: itself (stage 1) or, for a D candidate, the G it
+        was trained with (§4.2: D is assessed indirectly through its G's IS and FID)."""
+        if self.searching_g:
+            net = self.supernet.evaluated()
+            genome = self.population[i]
+            return _EvalWrapper(lambda z: net(z, genome), net)
+        module = self.partners[i if self.one_to_one else 0].evaluated()
+        return _EvalWrapper(module, module)
+
+    def run(self) -> StageResult:
+        ctx, s = self.ctx, self.s
+        iters = self.trainer.iterations_per_epoch()
+        while self.phase != "done":
+            if self.phase == "warmup":
+                # §5.1: all candidate ops trained equally — a fresh valid genome every iteration
+                if self.epoch >= int(s["warmup"]):
+                    self.population = initial_population(self.space, self.P, self.rng)
+                    self.origins = ["random"] * self.P
+                    self.phase, self.epoch, self.it = "train", 0, 0
+                    self._snapshot()
+                    ctx.notify("population", stage=self.stage.name, population=list(self.population),
+                               partners=[p.module for p in self.partners])
+                    continue
+                self.announce("warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters)
+                ctx.poll()
+                try:
+                    ld, lg = self._train(self.space.random(self.rng), self.warm)
+                except Diverged:
+                    ld = lg = math.nan
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, save_every=ctx.checkpoint_every)
+            elif self.phase == "train":
+                if self.epoch >= self.E:
+                    self.phase, self.records = "eval", []
+                    ctx.notify("trained", stage=self.stage.name, round=self.round,
+                               population=list(self.population), partners=[p.module for p in self.partners])
+                    continue
+                self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters)
+                ctx.poll()
+                i = self.rng.randrange(self.P)  # Alg. 1 l.8 / l.23: a uniformly drawn candidate
+                ld = lg = math.nan
+                if i not in self.diverged:
+                    partner = self.partners[i if self.one_to_one else 0]
+                    try:
+                        ld, lg = self._train(self.population[i], partner)
+                    except Diverged:
+                        self._diverged(i, partner)
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, save_every=0)
+            elif self.phase == "eval":
+                if len(self.records) < self.P:
+                    ctx.poll()
+                    self.records.append(self._evaluate(len(self.records)))
+                    continue
+                self._select()
+        return self._result()
+
+    def _advance(self, iters: int, save_every: int) -> None:
+        self.it += 1
+        if self.it == iters:
+            self.it, self.epoch = 0, self.epoch + 1
+            if save_every and self.epoch % save_every == 0:
+                self.ctx.save(f"{self.stage.name} warm-up epoch {self.epoch}")
+
+    def _diverged(self, i: int, partner: Member) -> None:
+        """A candidate whose loss is NaN/inf: marked, scored worst, never trained again this round;
+        shared weights it poisoned are restored from the round's start."""
+        self.diverged.add(i)
+        for member in (self.supernet, partner):
+            if not member.finite() and getattr(member, "_good", None) is not None:
+                member.load_state_dict(member._good)  # type: ignore[attr-defined]
+
+    def _evaluate(self, i: int) -> dict[str, Any]:
+        genome = self.population[i]
+        record: dict[str, Any] = {
+            "genome": self.space.encode(genome),
+            "params": params_of(self.ctx.program, genome),
+            "origin": self.origins[i],
         }
-    )
-    ctx.samples(f"{stage.name}_final", _EvalWrapper(final, final))
-    return G, D, ema, metrics
+        if i in self.diverged:
+            record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
+            return record
+        seed = _seed(self.ctx.seed, self.stage.name, "eval", self.round)  # same z for every candidate
+        record.update(self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed))
+        if not math.isfinite(record["fid"]):
+            record["diverged"] = True
+        return record
+
+    def _select(self) -> None:
+        """Selection (Eq. 6 / Eq. 9, §4.3), weight-resetting (Alg. 1 l.29–30), offspring."""
+        ctx, s, records = self.ctx, self.s, self.records
+        F = objective_matrix(records, ctx.program.objectives)
+        rank = ranks(F)
+        self.best_i = pick(records, F, s["pick"])
+        keep = cars_select(records, self.P // 2, self.rng) if s["selection"] == "cars" else nsga2_select(F, self.P // 2)
+        for i, record in enumerate(records):
+            record.update({"rank": rank[i], "selected": i in keep, "best": i == self.best_i})
+            ctx.history.candidate(self.stage.name, self.round, i, record)
+        ctx.history.round(self.stage.name, self.round, records, self.best_i)
+        ctx.report.round_table(self.stage.name, self.round, records)
+        ctx.samples(f"{self.stage.name}_round{self.round + 1:02d}", self._generator(self.best_i))
+        if self.round == self.R - 1:
+            self.phase = "done"
+            return
+        if self.one_to_one and s["weight_reset"]:
+            self._reset(self.best_i)
+            ctx.notify("reset", stage=self.stage.name, round=self.round, best=self.best_i,
+                       partners=[p.module for p in self.partners])
+        parents = [self.population[i] for i in keep]
+        if s["strategy"] == "random":  # the random-search baseline: fresh architectures
+            children = offspring([], self.P - len(keep), self.space, self.rng, 0.0, 0.0, taken=parents)
+        else:
+            children = offspring(parents, self.P - len(keep), self.space, self.rng,
+                                 float(s["crossover"]), float(s["mutation"]))
+        self.population = parents + [c.genome for c in children]
+        self.origins = ["parent"] * len(parents) + [c.origin for c in children]
+        if self.one_to_one:
+            # survivors keep their G; a child takes a copy of the G of the parent in its slot
+            order = keep + [keep[j % len(keep)] for j in range(len(children))]
+            used: set[int] = set()
+            partners = []
+            for src in order:
+                partners.append(self.partners[src].copy() if src in used else self.partners[src])
+                used.add(src)
+            self.partners = partners
+        self.round += 1
+        self.phase, self.epoch, self.it, self.diverged = "train", 0, 0, set()
+        self._snapshot()
+        ctx.save(f"{self.stage.name} round {self.round}")
+
+    def _snapshot(self) -> None:
+        """Keep the shared weights of the round's start, to restore if a candidate poisons them."""
+        for member in [self.supernet] + ([] if self.one_to_one else self.partners):
+            member._good = copy.deepcopy(member.state_dict())  # type: ignore[attr-defined]
+
+    def _reset(self, best: int) -> None:
+        """Every copy takes the best copy's weights, optimizer state and EMA (bit-identical)."""
+        state = copy.deepcopy(self.partners[best].state_dict())
+        for i, member in enumerate(self.partners):
+            if i != best:
+                member.load_state_dict(copy.deepcopy(state))
+
+    def _result(self) -> StageResult:
+        from compiler.extract import extract
+
+        genome = self.population[self.best_i]
+        partner = self.partners[self.best_i if self.one_to_one else 0]
+        return StageResult(
+            stage=self.stage.name,
+            searched=self.net.role,
+            genomes={self.net.role: genome, self.them_role: self.opponent_genome},
+            modules={self.net.role: extract(self.supernet.module, genome), self.them_role: copy.deepcopy(partner.module)},
+            record=self.records[self.best_i] if self.records else {},
+        )
+
+    # -------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.counters(),
+            "round": self.round,
+            "population": [list(g.choices) for g in self.population],
+            "origins": list(self.origins),
+            "diverged": sorted(self.diverged),
+            "records": json.dumps(self.records, default=str),
+            "best": self.best_i,
+            "rng": _rng_state(self.rng),
+            "trainer": self.trainer.state_dict(),
+            "supernet": self.supernet.state_dict(),
+            "partners": [p.state_dict() for p in self.partners],
+            "warm": self.warm.state_dict() if self.one_to_one else None,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.set_counters(state)
+        self.round, self.best_i = int(state["round"]), int(state["best"])
+        self.population = [Genome(self.net.name, tuple(c)) for c in state["population"]]
+        self.origins = list(state["origins"])
+        self.diverged = set(state["diverged"])
+        self.records = json.loads(state["records"], parse_constant=float)
+        _set_rng_state(self.rng, state["rng"])
+        self.trainer.load_state_dict(state["trainer"])
+        self.supernet.load_state_dict(state["supernet"])
+        while len(self.partners) < len(state["partners"]):
+            self.partners.append(self.partners[0].copy())
+        for member, ms in zip(self.partners, state["partners"]):
+            member.load_state_dict(ms)
+        if state["warm"] is not None:
+            self.warm.load_state_dict(state["warm"])
+        if self.phase in ("train", "eval"):
+            self._snapshot()
 
 
-# ------------------------------------------------------------- coupled search (§5.3 ablation)
-
-
-def run_coupled(ctx: Context, stage: StageIR) -> StageResult:
+class CoupledStage(_Stage):
     """The paper's coupled baseline (§5.3, Fig. 6): G and D architectures evolved together every
     round. Individuals are (G, D) pairs sharing SuperNet-G and SuperNet-D; each iteration trains one
     uniformly drawn pair; a pair is scored by its G's IS and FID and by the size of both networks."""
-    s = dict(stage.settings)
-    program = ctx.program
-    names = {program.networks[n].role: n for n in s["network"]}
-    g_net, d_net = program.networks[names["generator"]], program.networks[names["discriminator"]]
-    rng = random.Random(_seed(ctx.seed, stage.name, "evolution"))
-    gen = torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches"))
-    g_space = GenomeSpace(g_net, _input_resolution(program, g_net))
-    d_space = GenomeSpace(d_net, _input_resolution(program, d_net))
-    P, R, E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
-    trainer = _Trainer(ctx, s, gen)
-    G = build_supernet(program, g_net.name, _seed(ctx.seed, stage.name, "G"), ctx.device)
-    D = build_supernet(program, d_net.name, _seed(ctx.seed, stage.name, "D"), ctx.device)
-    opt_g = adam(G.parameters(), trainer.lr["g"], trainer.betas)  # type: ignore[arg-type]
-    opt_d = adam(D.parameters(), trainer.lr["d"], trainer.betas)  # type: ignore[arg-type]
-    ema = EMA(G, s["ema"]) if s["ema"] else None
-    gp, dp = list(G.parameters()), list(D.parameters())
 
-    def train(g: Genome, d: Genome) -> tuple[float, float]:
-        losses = trainer.iteration(lambda z: G(z, g), lambda x: D(x, d), opt_g, opt_d, gp, dp)
-        if ema is not None:
-            ema.update(G)
-        return losses
+    def __init__(self, ctx: Context, stage: StageIR) -> None:
+        super().__init__(ctx, stage)
+        s, program = self.s, ctx.program
+        names = {program.networks[n].role: n for n in s["network"]}
+        self.g_net, self.d_net = program.networks[names["generator"]], program.networks[names["discriminator"]]
+        self.rng = random.Random(_seed(ctx.seed, stage.name, "evolution"))
+        self.trainer = _Trainer(ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches")))
+        self.g_space = GenomeSpace(self.g_net, _input_resolution(program, self.g_net))
+        self.d_space = GenomeSpace(self.d_net, _input_resolution(program, self.d_net))
+        self.P, self.R, self.E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
+        lr, betas = self.trainer.lr, self.trainer.betas
+        self.G = Member(build_supernet(program, self.g_net.name, _seed(ctx.seed, stage.name, "G"), ctx.device), lr["g"], betas, s["ema"])
+        self.D = Member(build_supernet(program, self.d_net.name, _seed(ctx.seed, stage.name, "D"), ctx.device), lr["d"], betas, None)
+        self.phase, self.round, self.epoch, self.it = "warmup", 0, 0, 0
+        self.gs: list[Genome] = []
+        self.ds: list[Genome] = []
+        self.records: list[dict[str, Any]] = []
+        self.diverged: set[int] = set()
+        self.best_i = 0
 
-    iters = trainer.iterations_per_epoch()
-    ctx.report.stage_start(stage.name, f"warm-up, {s['warmup']} epochs", s["warmup"] * iters)
-    for epoch in range(int(s["warmup"])):
-        for _ in range(iters):
-            ld, lg = train(g_space.random(rng), d_space.random(rng))
-            ctx.report.step(d=ld, g=lg, epoch=epoch)
-    gs, ds = initial_population(g_space, P, rng), initial_population(d_space, P, rng)
-    records: list[dict[str, Any]] = []
-    best_i = 0
-    for r in range(R):
-        ctx.report.stage_start(stage.name, f"round {r + 1}/{R}", E * iters)
-        diverged: set[int] = set()
-        for epoch in range(E):
-            for _ in range(iters):
-                i = rng.randrange(P)
-                if i in diverged:
+    def _train(self, g: Genome, d: Genome) -> tuple[float, float]:
+        G, D = self.G.module, self.D.module
+        return self.trainer.iteration(None, None, self.G, self.D, g_fn=lambda z: G(z, g), d_fn=lambda x: D(x, d))
+
+    def _generator(self, i: int) -> nn.Module:
+        net, genome = self.G.evaluated(), self.gs[i]
+        return _EvalWrapper(lambda z: net(z, genome), net)
+
+    def run(self) -> StageResult:
+        ctx, s = self.ctx, self.s
+        iters = self.trainer.iterations_per_epoch()
+        while self.phase != "done":
+            if self.phase == "warmup":
+                if self.epoch >= int(s["warmup"]):
+                    self.gs = initial_population(self.g_space, self.P, self.rng)
+                    self.ds = initial_population(self.d_space, self.P, self.rng)
+                    self.phase, self.epoch, self.it = "train", 0, 0
                     continue
+                self.announce("warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters)
+                ctx.poll()
                 try:
-                    ld, lg = train(gs[i], ds[i])
+                    ld, lg = self._train(self.g_space.random(self.rng), self.d_space.random(self.rng))
                 except Diverged:
-                    diverged.add(i)
                     ld = lg = math.nan
-                ctx.report.step(d=ld, g=lg, epoch=epoch)
-        records = []
-        eval_seed = _seed(ctx.seed, stage.name, "eval", r)
-        net = ema.module if ema is not None else G
-        for i in range(P):
-            record: dict[str, Any] = {
-                "genome": g_space.encode(gs[i]) + " / " + d_space.encode(ds[i]),
-                "params": params_of(program, gs[i]) + params_of(program, ds[i]),
-            }
-            if i in diverged:
-                record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
-            else:
-                g_i = gs[i]
-                record.update(ctx.evaluators["search"].evaluate(_EvalWrapper(lambda z: net(z, g_i), net), int(s["images"]), eval_seed))
-            records.append(record)
-        F = objective_matrix(records, program.objectives)
-        rank = ranks(F)
-        best_i = pick(records, F, s["pick"])
-        keep = cars_select(records, P // 2, rng) if s["selection"] == "cars" else nsga2_select(F, P // 2)
-        for i, record in enumerate(records):
-            record.update({"rank": rank[i], "selected": i in keep, "best": i == best_i})
-            ctx.history.candidate(stage.name, r, i, record)
-        ctx.history.round(stage.name, r, records, best_i)
-        ctx.report.round_table(stage.name, r, records)
-        best_g = gs[best_i]
-        ctx.samples(f"{stage.name}_round{r + 1:02d}", _EvalWrapper(lambda z: net(z, best_g), net))
-        if r == R - 1:
-            break
-        n_new = P - len(keep)
-        cg = offspring([gs[i] for i in keep], n_new, g_space, rng, float(s["crossover"]), float(s["mutation"]))
-        cd = offspring([ds[i] for i in keep], n_new, d_space, rng, float(s["crossover"]), float(s["mutation"]))
-        gs = [gs[i] for i in keep] + [c.genome for c in cg]
-        ds = [ds[i] for i in keep] + [c.genome for c in cd]
-    from compiler.extract import extract
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, ctx.checkpoint_every)
+            elif self.phase == "train":
+                if self.epoch >= self.E:
+                    self.phase, self.records = "eval", []
+                    continue
+                self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters)
+                ctx.poll()
+                i = self.rng.randrange(self.P)
+                ld = lg = math.nan
+                if i not in self.diverged:
+                    try:
+                        ld, lg = self._train(self.gs[i], self.ds[i])
+                    except Diverged:
+                        self.diverged.add(i)
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, 0)
+            elif self.phase == "eval":
+                if len(self.records) < self.P:
+                    ctx.poll()
+                    self.records.append(self._evaluate(len(self.records)))
+                    continue
+                self._select()
+        return self._result()
 
-    return StageResult(
-        stage=stage.name,
-        searched="generator",
-        genomes={"generator": gs[best_i], "discriminator": ds[best_i]},
-        modules={"generator": extract(G, gs[best_i]), "discriminator": extract(D, ds[best_i])},
-        record=records[best_i] if records else {},
-    )
+    def _advance(self, iters: int, save_every: int) -> None:
+        self.it += 1
+        if self.it == iters:
+            self.it, self.epoch = 0, self.epoch + 1
+            if save_every and self.epoch % save_every == 0:
+                self.ctx.save(f"{self.stage.name} warm-up epoch {self.epoch}")
+
+    def _evaluate(self, i: int) -> dict[str, Any]:
+        program = self.ctx.program
+        record: dict[str, Any] = {
+            "genome": self.g_space.encode(self.gs[i]) + " / " + self.d_space.encode(self.ds[i]),
+            "params": params_of(program, self.gs[i]) + params_of(program, self.ds[i]),
+        }
+        if i in self.diverged:
+            record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
+            return record
+        seed = _seed(self.ctx.seed, self.stage.name, "eval", self.round)
+        record.update(self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed))
+        return record
+
+    def _select(self) -> None:
+        ctx, s, records = self.ctx, self.s, self.records
+        F = objective_matrix(records, ctx.program.objectives)
+        rank = ranks(F)
+        self.best_i = pick(records, F, s["pick"])
+        keep = cars_select(records, self.P // 2, self.rng) if s["selection"] == "cars" else nsga2_select(F, self.P // 2)
+        for i, record in enumerate(records):
+            record.update({"rank": rank[i], "selected": i in keep, "best": i == self.best_i})
+            ctx.history.candidate(self.stage.name, self.round, i, record)
+        ctx.history.round(self.stage.name, self.round, records, self.best_i)
+        ctx.report.round_table(self.stage.name, self.round, records)
+        ctx.samples(f"{self.stage.name}_round{self.round + 1:02d}", self._generator(self.best_i))
+        if self.round == self.R - 1:
+            self.phase = "done"
+            return
+        n_new = self.P - len(keep)
+        cx, mu = float(s["crossover"]), float(s["mutation"])
+        cg = offspring([self.gs[i] for i in keep], n_new, self.g_space, self.rng, cx, mu)
+        cd = offspring([self.ds[i] for i in keep], n_new, self.d_space, self.rng, cx, mu)
+        self.gs = [self.gs[i] for i in keep] + [c.genome for c in cg]
+        self.ds = [self.ds[i] for i in keep] + [c.genome for c in cd]
+        self.round += 1
+        self.phase, self.epoch, self.it, self.diverged = "train", 0, 0, set()
+        ctx.save(f"{self.stage.name} round {self.round}")
+
+    def _result(self) -> StageResult:
+        from compiler.extract import extract
+
+        g, d = self.gs[self.best_i], self.ds[self.best_i]
+        return StageResult(
+            stage=self.stage.name,
+            searched="generator",
+            genomes={"generator": g, "discriminator": d},
+            modules={"generator": extract(self.G.module, g), "discriminator": extract(self.D.module, d)},
+            record=self.records[self.best_i] if self.records else {},
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.counters(),
+            "round": self.round,
+            "gs": [list(g.choices) for g in self.gs],
+            "ds": [list(d.choices) for d in self.ds],
+            "diverged": sorted(self.diverged),
+            "records": json.dumps(self.records, default=str),
+            "best": self.best_i,
+            "rng": _rng_state(self.rng),
+            "trainer": self.trainer.state_dict(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.set_counters(state)
+        self.round, self.best_i = int(state["round"]), int(state["best"])
+        self.gs = [Genome(self.g_net.name, tuple(c)) for c in state["gs"]]
+        self.ds = [Genome(self.d_net.name, tuple(c)) for c in state["ds"]]
+        self.diverged = set(state["diverged"])
+        self.records = json.loads(state["records"])
+        _set_rng_state(self.rng, state["rng"])
+        self.trainer.load_state_dict(state["trainer"])
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+
+
+class TrainStage(_Stage):
+    """The fully-train stage (§5.1): (G*, D*) from scratch, then IS/FID with the final image count."""
+
+    def __init__(self, ctx: Context, stage: StageIR) -> None:
+        super().__init__(ctx, stage)
+        s, program = self.s, ctx.program
+        self.g_genome = resolve_source(ctx, s["g"], "generator")
+        self.d_genome = resolve_source(ctx, s["d"], "discriminator")
+        self.trainer = _Trainer(ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches")))
+        lr, betas = self.trainer.lr, self.trainer.betas
+        G = build_subnet(program, self.g_genome, _seed(ctx.seed, stage.name, "G"), ctx.device).train()
+        D = build_subnet(program, self.d_genome, _seed(ctx.seed, stage.name, "D"), ctx.device).train()
+        self.G = Member(G, lr["g"], betas, s["ema"])
+        self.D = Member(D, lr["d"], betas, None)
+        self.phase, self.epoch, self.it = "train", 0, 0
+        self.seconds = 0.0
+        self.metrics: dict[str, Any] = {}
+
+    def run(self) -> dict[str, Any]:
+        ctx, s = self.ctx, self.s
+        iters = self.trainer.iterations_per_epoch()
+        epochs = int(s["epochs"])
+        while self.phase == "train":
+            if self.epoch >= epochs:
+                self.phase = "eval"
+                break
+            self.announce("train", f"fully-train, {epochs} epochs", epochs * iters)
+            ctx.poll()
+            t0 = time.perf_counter()
+            ld, lg = self.trainer.iteration(self.G.module, self.D.module, self.G, self.D)
+            self.seconds += time.perf_counter() - t0
+            ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+            self.it += 1
+            if self.it == iters:
+                self.it, self.epoch = 0, self.epoch + 1
+                if self.epoch % ctx.checkpoint_every == 0 and self.epoch < epochs:
+                    ctx.save(f"{self.stage.name} epoch {self.epoch}")
+        final = self.G.evaluated()
+        metrics = ctx.evaluators["final"].evaluate(
+            _EvalWrapper(final, final), int(s["final_images"]), _seed(ctx.seed, self.stage.name, "final")
+        )
+        program = ctx.program
+        metrics.update(
+            {
+                "g_genome": str(self.g_genome),
+                "d_genome": str(self.d_genome),
+                "g_params": params_of(program, self.g_genome),
+                "d_params": params_of(program, self.d_genome),
+                "images": int(s["final_images"]),
+                "epochs": epochs,
+                "ema": s["ema"],
+            }
+        )
+        ctx.samples(f"{self.stage.name}_final", _EvalWrapper(final, final))
+        self.phase = "done"
+        return metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.counters(), "trainer": self.trainer.state_dict(), "G": self.G.state_dict(), "D": self.D.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.set_counters(state)
+        self.trainer.load_state_dict(state["trainer"])
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+
+
+def make_stage(ctx: Context, stage: StageIR) -> _Stage:
+    if stage.kind == "train":
+        return TrainStage(ctx, stage)
+    if isinstance(stage.settings["network"], tuple):
+        return CoupledStage(ctx, stage)
+    return SearchStage(ctx, stage)

@@ -1,0 +1,120 @@
+"""Crash-safe checkpoints: atomic, checksummed, the last two kept.
+
+A checkpoint is two files in `DIR/checkpoints/`: `ckpt-NNNNNN.pt` (the state, written with
+`torch.save` to a temporary file, flushed, fsynced and renamed) and `ckpt-NNNNNN.json` (position,
+SHA-256 of the .pt, written the same way, after it). The .json is the commit record: a crash between
+the two leaves the previous checkpoint as the newest intact one. Loading uses `weights_only=True`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+KEEP = 2
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be written or read; the message says what happened and what to do."""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    state: dict[str, Any]
+    meta: dict[str, Any]
+    path: Path
+    skipped: tuple[str, ...]  # newer checkpoints that were corrupt, with why
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    out = []
+    for meta in folder.glob("ckpt-*.json"):
+        try:
+            out.append((int(meta.stem.split("-")[1]), meta))
+        except (IndexError, ValueError):
+            continue
+    return sorted(out)
+
+
+def save(folder: Path, state: dict[str, Any], meta: dict[str, Any]) -> Path:
+    """Write a new checkpoint after the newest one; keep the last two. A full disk leaves the
+    previous checkpoints intact and raises CheckpointError."""
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = checkpoints(folder)
+    seq = existing[-1][0] + 1 if existing else 1
+    pt = folder / f"ckpt-{seq:06d}.pt"
+    try:
+        _write_atomic(pt, lambda f: torch.save(state, f))
+        record = {**meta, "seq": seq, "file": pt.name, "sha256": _sha256(pt)}
+        _write_atomic(folder / f"ckpt-{seq:06d}.json", lambda f: f.write(json.dumps(record, indent=2).encode()))
+    except OSError as err:
+        pt.unlink(missing_ok=True)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise CheckpointError(
+                f"no space left on the device to write a checkpoint in {folder}; the previous "
+                "checkpoint is intact: free some space, then resume"
+            ) from None
+        raise CheckpointError(f"cannot write a checkpoint in {folder}: {err}") from None
+    for old_seq, old_meta in checkpoints(folder)[:-KEEP]:
+        old_meta.unlink(missing_ok=True)
+        (folder / f"ckpt-{old_seq:06d}.pt").unlink(missing_ok=True)
+    return pt
+
+
+def load_latest(folder: Path) -> Loaded:
+    """The newest intact checkpoint (checksum verified); corrupt newer ones are reported and
+    skipped. Raises CheckpointError when none is intact."""
+    skipped: list[str] = []
+    for seq, meta_path in reversed(checkpoints(folder)):
+        try:
+            meta = json.loads(meta_path.read_text())
+            pt = folder / meta["file"]
+            if not pt.is_file():
+                raise ValueError(f"{pt.name} is missing")
+            if _sha256(pt) != meta["sha256"]:
+                raise ValueError(f"{pt.name} does not match its checksum (truncated or corrupted)")
+            state = torch.load(pt, map_location="cpu", weights_only=True)
+        except Exception as err:  # any unreadable checkpoint: fall back to the previous one
+            skipped.append(f"checkpoint {seq}: {err}")
+            continue
+        return Loaded(state, meta, pt, tuple(skipped))
+    if skipped:
+        raise CheckpointError(f"no intact checkpoint in {folder}: " + "; ".join(skipped))
+    raise CheckpointError(f"no checkpoint in {folder} yet: the run stopped before its first one; start it again")
