@@ -275,6 +275,9 @@ def _render_cell(sub: SubNet, pos: int, node0: str, w: _Writer) -> str:
             x = f"c{k}_n{edge.src}"
             terms.append(w.op(f"cell{k}_e{e}", f"cells.{pos}.{e}", parts, x, None, comment))
         if node not in live:
+            for i, link in enumerate(network.links):
+                if (link.dst_cell, link.dst_node) == (k, node):
+                    _render_link(sub, i, None, w)  # declared for the weights, never run
             continue
         var = f"c{k}_n{node}"
         w.forward.append(f"{var} = {' + '.join(terms)}")
@@ -284,7 +287,9 @@ def _render_cell(sub: SubNet, pos: int, node0: str, w: _Writer) -> str:
     return f"c{k}_n{cell.output}"
 
 
-def _render_link(sub: SubNet, i: int, var: str, w: _Writer) -> None:
+def _render_link(sub: SubNet, i: int, var: str | None, w: _Writer) -> None:
+    """A cross-cell link added into `var`; with `var` None (its node feeds nothing) only the
+    modules are declared, so that the weights load and the parameter count is the subnet's."""
     network = sub.network
     link = network.links[i]
     src, dst = network.cells[link.src_cell - 1], network.cells[link.dst_cell - 1]
@@ -293,6 +298,9 @@ def _render_link(sub: SubNet, i: int, var: str, w: _Writer) -> None:
     where = (
         f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}: {link.op.name}"
     )
+    if var is None:
+        w.op(f"link{i}", f"links.{i}", parts, "_", None, where + " (its node feeds no active edge: not computed, kept for the weights)")
+        return
     w.forward.append(f"s = c{link.src_cell}_n{link.src_node}")
     w.op(f"link{i}", f"links.{i}", parts, "s", var, where, assign="s")
     w.forward.append(f"{var} = {var} + s")

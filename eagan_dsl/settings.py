@@ -97,6 +97,14 @@ EVALUATE = (
     _k("stats", "string", None, "real-data statistics (.npz with mu, sigma), or off to compute them"),
     _k("eval_batch", "int", 100, "evaluation batch size (the original code: 100)", minimum=1),
     _k(
+        "recalibrate_bn",
+        "int",
+        10,
+        "batches (of eval_batch) to re-estimate a weight-shared candidate's BatchNorm statistics "
+        "before it is scored; 0 scores with the supernet's running statistics, as the released code",
+        minimum=0,
+    ),
+    _k(
         "quantize",
         "enum",
         "truncate",

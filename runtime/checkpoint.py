@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import pickle
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +112,8 @@ def load_latest(folder: Path) -> Loaded:
             if _sha256(pt) != meta["sha256"]:
                 raise ValueError(f"{pt.name} does not match its checksum (truncated or corrupted)")
             state = torch.load(pt, map_location="cpu", weights_only=True)
-        except Exception as err:  # any unreadable checkpoint: fall back to the previous one
+        except (OSError, ValueError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
+            # any unreadable checkpoint: fall back to the previous one
             skipped.append(f"checkpoint {seq}: {err}")
             continue
         return Loaded(state, meta, pt, tuple(skipped))

@@ -11,10 +11,9 @@ from __future__ import annotations
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-
 import torch
 import torch.nn.functional as F
 
@@ -68,13 +67,13 @@ class _SafeUnpickler(pickle.Unpickler):
     """CIFAR-10's python batches are pickles; allow only what they contain (numpy arrays, dicts,
     lists, bytes), so a tampered file cannot run code."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),
-    }
+    })
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:

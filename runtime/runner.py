@@ -75,7 +75,7 @@ def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
         return
     last = rounds[-1]["round"]
     mine = [c for c in history if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last]
-    num = lambda v: float(v) if isinstance(v, (int, float)) else float("inf")  # noqa: E731
+    num = lambda v: float(v) if isinstance(v, (int, float)) else float("inf")
     pareto_plot(
         run.plots / f"{stage}_pareto_round{last + 1:02d}.png",
         f"{stage}: round {last + 1}",
@@ -211,10 +211,10 @@ class Runner:
         from compiler.export import export_network
 
         metrics = stage.run()
+        self.run_dir.write_json("final/metrics.json", metrics)
         g_final = stage.G.evaluated()
         for module, genome in ((g_final, stage.g_genome), (stage.D.module, stage.d_genome)):
             export_network(self.program, genome.network, genome, module.state_dict(), self.run_dir.final, force=True)
-        self.run_dir.write_json("final/metrics.json", metrics)
         self.ctx.report.message(
             f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
             f"({metrics['images']} images) → {self.run_dir.final}"

@@ -21,7 +21,6 @@ import copy
 import json
 import math
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -235,6 +234,29 @@ class _EvalWrapper(nn.Module):
         return self.fn(z)
 
 
+@torch.no_grad()
+def recalibrate_bn(fn: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, batches: int,
+                   batch: int, latent: int, device: torch.device, seed: int) -> None:
+    """Re-estimate BatchNorm running statistics for one subnet of a supernet (the running
+    statistics of a weight-shared supernet mix all the subnets trained so far; SPOS-style
+    recalibration). Deterministic: fixed latents from `seed`. Touches only BN buffers."""
+    bns = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns or batches <= 0:
+        return
+    was = module.training
+    momenta = [bn.momentum for bn in bns]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # a cumulative average over the recalibration batches
+    module.train()
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(batches):
+        fn(torch.randn(batch, latent, generator=gen).to(device))
+    for bn, m in zip(bns, momenta):
+        bn.momentum = m
+    module.train(was)
+
+
 def _input_resolution(program: Program, net: Any) -> int | None:
     if net.role == "generator":
         return int(net.stem[0].get("size")) if net.stem else None
@@ -269,6 +291,12 @@ def resolve_source(ctx: Context, source: Any, role: str) -> Genome:
     return genome
 
 
+def _recalibrate(ctx: Context, s: dict[str, Any], fn: Callable[[torch.Tensor], torch.Tensor],
+                 net: nn.Module, round_: int) -> None:
+    recalibrate_bn(fn, net, int(s["recalibrate_bn"]), int(s["eval_batch"]), ctx.program.latent_dim,
+                   ctx.device, _seed(ctx.seed, "recalibrate", round_))
+
+
 class _Stage:
     """Shared state-machine plumbing: phase, counters, announcements, checkpoint points."""
 
@@ -293,10 +321,148 @@ class _Stage:
     def set_counters(self, state: dict[str, Any]) -> None:
         self.phase, self.epoch, self.it = state["phase"], int(state["epoch"]), int(state["it"])
 
+    def _advance(self, iters: int, save_every: int, what: str) -> None:
+        """One iteration done; at an epoch's end, a checkpoint every `save_every` epochs."""
+        self.it += 1
+        if self.it == iters:
+            self.it, self.epoch = 0, self.epoch + 1
+            if save_every and self.epoch % save_every == 0:
+                self.ctx.save(f"{self.stage.name} {what} epoch {self.epoch}")
 
-class SearchStage(_Stage):
+
+class _Evolving(_Stage):
+    """The loop of a search stage: warm-up, then R rounds of training uniformly drawn candidates,
+    evaluating all P, selecting and refilling (Alg. 1). Subclasses say how a candidate trains, is
+    scored and varied."""
+
+    P: int
+    R: int
+    E: int
+    round: int
+    rng: random.Random
+    trainer: _Trainer
+    records: list[dict[str, Any]]
+    diverged: set[int]
+    best_i: int
+
+    def _warm_iteration(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _start_population(self) -> None:
+        raise NotImplementedError
+
+    def _train_candidate(self, i: int) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _evaluate(self, i: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _generator(self, i: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _refill(self, keep: list[int]) -> None:
+        raise NotImplementedError
+
+    def _result(self) -> StageResult:
+        raise NotImplementedError
+
+    def run(self) -> StageResult:
+        ctx, s = self.ctx, self.s
+        iters = self.trainer.iterations_per_epoch()
+        while self.phase != "done":
+            if self.phase == "warmup":
+                # §5.1: all candidate ops trained equally — a fresh valid genome every iteration
+                if self.epoch >= int(s["warmup"]):
+                    self._start_population()
+                    self.phase, self.epoch, self.it = "train", 0, 0
+                    continue
+                self.announce("warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters)
+                ctx.poll()
+                try:
+                    ld, lg = self._warm_iteration()
+                except Diverged:
+                    ld = lg = math.nan
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, ctx.checkpoint_every, "warm-up")
+            elif self.phase == "train":
+                if self.epoch >= self.E:
+                    self.phase, self.records = "eval", []
+                    self._trained()
+                    continue
+                self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters)
+                ctx.poll()
+                i = self.rng.randrange(self.P)  # Alg. 1 l.8 / l.23: a uniformly drawn candidate
+                ld = lg = math.nan
+                if i not in self.diverged:
+                    try:
+                        ld, lg = self._train_candidate(i)
+                    except Diverged:
+                        self._diverged(i)
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, 0, "round")
+            elif self.phase == "eval":
+                if len(self.records) < self.P:
+                    ctx.poll()
+                    self.records.append(self._evaluate(len(self.records)))
+                    continue
+                keep = self._rank()
+                if self.round == self.R - 1:
+                    self.phase = "done"
+                    continue
+                self._refill(keep)
+                self.round += 1
+                self.phase, self.epoch, self.it, self.diverged = "train", 0, 0, set()
+                self._round_started()
+                ctx.save(f"{self.stage.name} round {self.round}")
+        return self._result()
+
+    def _trained(self) -> None:
+        pass
+
+    def _round_started(self) -> None:
+        pass
+
+    def _diverged(self, i: int) -> None:
+        self.diverged.add(i)
+
+    def _score(self, record: dict[str, Any], i: int) -> dict[str, Any]:
+        """IS and FID of candidate i, or the worst values for a diverged one."""
+        if i in self.diverged:
+            record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
+            return record
+        seed = _seed(self.ctx.seed, self.stage.name, "eval", self.round)  # same z for every candidate
+        record.update(self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed))
+        if not math.isfinite(record["fid"]):
+            record["diverged"] = True
+        return record
+
+    def _rank(self) -> list[int]:
+        """Selection (Eq. 6 / Eq. 9, §4.3): non-dominated sorting, the pick, the history."""
+        ctx, s, records = self.ctx, self.s, self.records
+        F = objective_matrix(records, ctx.program.objectives)
+        rank = ranks(F)
+        self.best_i = pick(records, F, s["pick"])
+        keep = cars_select(records, self.P // 2, self.rng) if s["selection"] == "cars" else nsga2_select(F, self.P // 2)
+        for i, record in enumerate(records):
+            record.update({"rank": rank[i], "selected": i in keep, "best": i == self.best_i})
+            ctx.history.candidate(self.stage.name, self.round, i, record)
+        ctx.history.round(self.stage.name, self.round, records, self.best_i)
+        ctx.report.round_table(self.stage.name, self.round, records)
+        ctx.samples(f"{self.stage.name}_round{self.round + 1:02d}", self._generator(self.best_i))
+        return keep
+
+    def _vary(self, parents: list[Genome], space: GenomeSpace) -> list[Any]:
+        """P − |parents| children: crossover & mutation (§4.3), or fresh random architectures for
+        the random-search baseline."""
+        n, s = self.P - len(parents), self.s
+        if s["strategy"] == "random":
+            return offspring([], n, space, self.rng, 0.0, 0.0, taken=parents)
+        return offspring(parents, n, space, self.rng, float(s["crossover"]), float(s["mutation"]))
+
+
+class SearchStage(_Evolving):
     """A search stage (paper §4.1 / §4.2): warm-up, then R rounds of training, evaluation,
-    selection and crossover & mutation."""
+    selection and crossover & mutation of one network against an opponent."""
 
     def __init__(self, ctx: Context, stage: StageIR) -> None:
         super().__init__(ctx, stage)
@@ -337,129 +503,81 @@ class SearchStage(_Stage):
         module = build_fixed(ctx.program, source, _seed(ctx.seed, self.stage.name, "opponent"), ctx.device)
         return module, genome_of(ctx.program, source)
 
+    def _partner(self, i: int) -> Member:
+        return self.partners[i if self.one_to_one else 0]
+
     # ------------------------------------------------------------------------ training
     def _train(self, genome: Genome, partner: Member) -> tuple[float, float]:
         sup = self.supernet.module
-        cand: Callable[[torch.Tensor], torch.Tensor] = lambda x: sup(x, genome)  # noqa: E731
+        cand: Callable[[torch.Tensor], torch.Tensor] = lambda x: sup(x, genome)
         if self.searching_g:
             return self.trainer.iteration(None, partner.module, self.supernet, partner, g_fn=cand)
         return self.trainer.iteration(partner.module, None, partner, self.supernet, d_fn=cand)
 
+    def _warm_iteration(self) -> tuple[float, float]:
+        return self._train(self.space.random(self.rng), self.warm)
+
+    def _train_candidate(self, i: int) -> tuple[float, float]:
+        return self._train(self.population[i], self._partner(i))
+
+    def _start_population(self) -> None:
+        self.population = initial_population(self.space, self.P, self.rng)
+        self.origins = ["random"] * self.P
+        self._snapshot()
+        self.ctx.notify("population", stage=self.stage.name, population=list(self.population),
+                        partners=[p.module for p in self.partners])
+
+    def _trained(self) -> None:
+        self.ctx.notify("trained", stage=self.stage.name, round=self.round,
+                        population=list(self.population), partners=[p.module for p in self.partners])
+
+    def _diverged(self, i: int) -> None:
+        """A candidate whose loss is NaN/inf: marked, scored worst, never trained again this round;
+        shared weights it poisoned are restored from the round's start."""
+        self.diverged.add(i)
+        for member in (self.supernet, self._partner(i)):
+            if not member.finite() and getattr(member, "_good", None) is not None:
+                member.load_state_dict(member._good)  # type: ignore[attr-defined]
+
+    def _round_started(self) -> None:
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Keep the shared weights of the round's start, to restore if a candidate poisons them."""
+        for member in [self.supernet] + ([] if self.one_to_one else self.partners):
+            member._good = copy.deepcopy(member.state_dict())  # type: ignore[attr-defined]
+
+    # ---------------------------------------------------------------------- evaluation
     def _generator(self, i: int) -> nn.Module:
         """The generator that scores candidate i: itself (stage 1) or, for a D candidate, the G it
         was trained with (§4.2: D is assessed indirectly through its G's IS and FID)."""
         if self.searching_g:
             net = self.supernet.evaluated()
             genome = self.population[i]
-            return _EvalWrapper(lambda z: net(z, genome), net)
-        module = self.partners[i if self.one_to_one else 0].evaluated()
+            fn: Callable[[torch.Tensor], torch.Tensor] = lambda z: net(z, genome)
+            _recalibrate(self.ctx, self.s, fn, net, self.round)
+            return _EvalWrapper(fn, net)
+        module = self._partner(i).evaluated()
         return _EvalWrapper(module, module)
-
-    def run(self) -> StageResult:
-        ctx, s = self.ctx, self.s
-        iters = self.trainer.iterations_per_epoch()
-        while self.phase != "done":
-            if self.phase == "warmup":
-                # §5.1: all candidate ops trained equally — a fresh valid genome every iteration
-                if self.epoch >= int(s["warmup"]):
-                    self.population = initial_population(self.space, self.P, self.rng)
-                    self.origins = ["random"] * self.P
-                    self.phase, self.epoch, self.it = "train", 0, 0
-                    self._snapshot()
-                    ctx.notify("population", stage=self.stage.name, population=list(self.population),
-                               partners=[p.module for p in self.partners])
-                    continue
-                self.announce("warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters)
-                ctx.poll()
-                try:
-                    ld, lg = self._train(self.space.random(self.rng), self.warm)
-                except Diverged:
-                    ld = lg = math.nan
-                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
-                self._advance(iters, save_every=ctx.checkpoint_every)
-            elif self.phase == "train":
-                if self.epoch >= self.E:
-                    self.phase, self.records = "eval", []
-                    ctx.notify("trained", stage=self.stage.name, round=self.round,
-                               population=list(self.population), partners=[p.module for p in self.partners])
-                    continue
-                self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters)
-                ctx.poll()
-                i = self.rng.randrange(self.P)  # Alg. 1 l.8 / l.23: a uniformly drawn candidate
-                ld = lg = math.nan
-                if i not in self.diverged:
-                    partner = self.partners[i if self.one_to_one else 0]
-                    try:
-                        ld, lg = self._train(self.population[i], partner)
-                    except Diverged:
-                        self._diverged(i, partner)
-                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
-                self._advance(iters, save_every=0)
-            elif self.phase == "eval":
-                if len(self.records) < self.P:
-                    ctx.poll()
-                    self.records.append(self._evaluate(len(self.records)))
-                    continue
-                self._select()
-        return self._result()
-
-    def _advance(self, iters: int, save_every: int) -> None:
-        self.it += 1
-        if self.it == iters:
-            self.it, self.epoch = 0, self.epoch + 1
-            if save_every and self.epoch % save_every == 0:
-                self.ctx.save(f"{self.stage.name} warm-up epoch {self.epoch}")
-
-    def _diverged(self, i: int, partner: Member) -> None:
-        """A candidate whose loss is NaN/inf: marked, scored worst, never trained again this round;
-        shared weights it poisoned are restored from the round's start."""
-        self.diverged.add(i)
-        for member in (self.supernet, partner):
-            if not member.finite() and getattr(member, "_good", None) is not None:
-                member.load_state_dict(member._good)  # type: ignore[attr-defined]
 
     def _evaluate(self, i: int) -> dict[str, Any]:
         genome = self.population[i]
-        record: dict[str, Any] = {
+        record = {
             "genome": self.space.encode(genome),
             "params": params_of(self.ctx.program, genome),
             "origin": self.origins[i],
         }
-        if i in self.diverged:
-            record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
-            return record
-        seed = _seed(self.ctx.seed, self.stage.name, "eval", self.round)  # same z for every candidate
-        record.update(self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed))
-        if not math.isfinite(record["fid"]):
-            record["diverged"] = True
-        return record
+        return self._score(record, i)
 
-    def _select(self) -> None:
-        """Selection (Eq. 6 / Eq. 9, §4.3), weight-resetting (Alg. 1 l.29–30), offspring."""
-        ctx, s, records = self.ctx, self.s, self.records
-        F = objective_matrix(records, ctx.program.objectives)
-        rank = ranks(F)
-        self.best_i = pick(records, F, s["pick"])
-        keep = cars_select(records, self.P // 2, self.rng) if s["selection"] == "cars" else nsga2_select(F, self.P // 2)
-        for i, record in enumerate(records):
-            record.update({"rank": rank[i], "selected": i in keep, "best": i == self.best_i})
-            ctx.history.candidate(self.stage.name, self.round, i, record)
-        ctx.history.round(self.stage.name, self.round, records, self.best_i)
-        ctx.report.round_table(self.stage.name, self.round, records)
-        ctx.samples(f"{self.stage.name}_round{self.round + 1:02d}", self._generator(self.best_i))
-        if self.round == self.R - 1:
-            self.phase = "done"
-            return
-        if self.one_to_one and s["weight_reset"]:
+    # ---------------------------------------------------------------------- evolution
+    def _refill(self, keep: list[int]) -> None:
+        """Weight-resetting (Alg. 1 l.29–30), then crossover & mutation (§4.3)."""
+        if self.one_to_one and self.s["weight_reset"]:
             self._reset(self.best_i)
-            ctx.notify("reset", stage=self.stage.name, round=self.round, best=self.best_i,
-                       partners=[p.module for p in self.partners])
+            self.ctx.notify("reset", stage=self.stage.name, round=self.round, best=self.best_i,
+                            partners=[p.module for p in self.partners])
         parents = [self.population[i] for i in keep]
-        if s["strategy"] == "random":  # the random-search baseline: fresh architectures
-            children = offspring([], self.P - len(keep), self.space, self.rng, 0.0, 0.0, taken=parents)
-        else:
-            children = offspring(parents, self.P - len(keep), self.space, self.rng,
-                                 float(s["crossover"]), float(s["mutation"]))
+        children = self._vary(parents, self.space)
         self.population = parents + [c.genome for c in children]
         self.origins = ["parent"] * len(parents) + [c.origin for c in children]
         if self.one_to_one:
@@ -471,15 +589,6 @@ class SearchStage(_Stage):
                 partners.append(self.partners[src].copy() if src in used else self.partners[src])
                 used.add(src)
             self.partners = partners
-        self.round += 1
-        self.phase, self.epoch, self.it, self.diverged = "train", 0, 0, set()
-        self._snapshot()
-        ctx.save(f"{self.stage.name} round {self.round}")
-
-    def _snapshot(self) -> None:
-        """Keep the shared weights of the round's start, to restore if a candidate poisons them."""
-        for member in [self.supernet] + ([] if self.one_to_one else self.partners):
-            member._good = copy.deepcopy(member.state_dict())  # type: ignore[attr-defined]
 
     def _reset(self, best: int) -> None:
         """Every copy takes the best copy's weights, optimizer state and EMA (bit-identical)."""
@@ -492,12 +601,14 @@ class SearchStage(_Stage):
         from compiler.extract import extract
 
         genome = self.population[self.best_i]
-        partner = self.partners[self.best_i if self.one_to_one else 0]
         return StageResult(
             stage=self.stage.name,
             searched=self.net.role,
             genomes={self.net.role: genome, self.them_role: self.opponent_genome},
-            modules={self.net.role: extract(self.supernet.module, genome), self.them_role: copy.deepcopy(partner.module)},
+            modules={
+                self.net.role: extract(self.supernet.module, genome),
+                self.them_role: copy.deepcopy(self._partner(self.best_i).module),
+            },
             record=self.records[self.best_i] if self.records else {},
         )
 
@@ -524,7 +635,7 @@ class SearchStage(_Stage):
         self.population = [Genome(self.net.name, tuple(c)) for c in state["population"]]
         self.origins = list(state["origins"])
         self.diverged = set(state["diverged"])
-        self.records = json.loads(state["records"], parse_constant=float)
+        self.records = json.loads(state["records"])
         _set_rng_state(self.rng, state["rng"])
         self.trainer.load_state_dict(state["trainer"])
         self.supernet.load_state_dict(state["supernet"])
@@ -538,7 +649,7 @@ class SearchStage(_Stage):
             self._snapshot()
 
 
-class CoupledStage(_Stage):
+class CoupledStage(_Evolving):
     """The paper's coupled baseline (§5.3, Fig. 6): G and D architectures evolved together every
     round. Individuals are (G, D) pairs sharing SuperNet-G and SuperNet-D; each iteration trains one
     uniformly drawn pair; a pair is scored by its G's IS and FID and by the size of both networks."""
@@ -554,8 +665,10 @@ class CoupledStage(_Stage):
         self.d_space = GenomeSpace(self.d_net, _input_resolution(program, self.d_net))
         self.P, self.R, self.E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
         lr, betas = self.trainer.lr, self.trainer.betas
-        self.G = Member(build_supernet(program, self.g_net.name, _seed(ctx.seed, stage.name, "G"), ctx.device), lr["g"], betas, s["ema"])
-        self.D = Member(build_supernet(program, self.d_net.name, _seed(ctx.seed, stage.name, "D"), ctx.device), lr["d"], betas, None)
+        G = build_supernet(program, self.g_net.name, _seed(ctx.seed, stage.name, "G"), ctx.device)
+        D = build_supernet(program, self.d_net.name, _seed(ctx.seed, stage.name, "D"), ctx.device)
+        self.G = Member(G, lr["g"], betas, s["ema"])
+        self.D = Member(D, lr["d"], betas, None)
         self.phase, self.round, self.epoch, self.it = "warmup", 0, 0, 0
         self.gs: list[Genome] = []
         self.ds: list[Genome] = []
@@ -567,57 +680,21 @@ class CoupledStage(_Stage):
         G, D = self.G.module, self.D.module
         return self.trainer.iteration(None, None, self.G, self.D, g_fn=lambda z: G(z, g), d_fn=lambda x: D(x, d))
 
+    def _warm_iteration(self) -> tuple[float, float]:
+        return self._train(self.g_space.random(self.rng), self.d_space.random(self.rng))
+
+    def _train_candidate(self, i: int) -> tuple[float, float]:
+        return self._train(self.gs[i], self.ds[i])
+
+    def _start_population(self) -> None:
+        self.gs = initial_population(self.g_space, self.P, self.rng)
+        self.ds = initial_population(self.d_space, self.P, self.rng)
+
     def _generator(self, i: int) -> nn.Module:
         net, genome = self.G.evaluated(), self.gs[i]
-        return _EvalWrapper(lambda z: net(z, genome), net)
-
-    def run(self) -> StageResult:
-        ctx, s = self.ctx, self.s
-        iters = self.trainer.iterations_per_epoch()
-        while self.phase != "done":
-            if self.phase == "warmup":
-                if self.epoch >= int(s["warmup"]):
-                    self.gs = initial_population(self.g_space, self.P, self.rng)
-                    self.ds = initial_population(self.d_space, self.P, self.rng)
-                    self.phase, self.epoch, self.it = "train", 0, 0
-                    continue
-                self.announce("warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters)
-                ctx.poll()
-                try:
-                    ld, lg = self._train(self.g_space.random(self.rng), self.d_space.random(self.rng))
-                except Diverged:
-                    ld = lg = math.nan
-                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
-                self._advance(iters, ctx.checkpoint_every)
-            elif self.phase == "train":
-                if self.epoch >= self.E:
-                    self.phase, self.records = "eval", []
-                    continue
-                self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters)
-                ctx.poll()
-                i = self.rng.randrange(self.P)
-                ld = lg = math.nan
-                if i not in self.diverged:
-                    try:
-                        ld, lg = self._train(self.gs[i], self.ds[i])
-                    except Diverged:
-                        self.diverged.add(i)
-                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
-                self._advance(iters, 0)
-            elif self.phase == "eval":
-                if len(self.records) < self.P:
-                    ctx.poll()
-                    self.records.append(self._evaluate(len(self.records)))
-                    continue
-                self._select()
-        return self._result()
-
-    def _advance(self, iters: int, save_every: int) -> None:
-        self.it += 1
-        if self.it == iters:
-            self.it, self.epoch = 0, self.epoch + 1
-            if save_every and self.epoch % save_every == 0:
-                self.ctx.save(f"{self.stage.name} warm-up epoch {self.epoch}")
+        fn: Callable[[torch.Tensor], torch.Tensor] = lambda z: net(z, genome)
+        _recalibrate(self.ctx, self.s, fn, net, self.round)
+        return _EvalWrapper(fn, net)
 
     def _evaluate(self, i: int) -> dict[str, Any]:
         program = self.ctx.program
@@ -625,37 +702,12 @@ class CoupledStage(_Stage):
             "genome": self.g_space.encode(self.gs[i]) + " / " + self.d_space.encode(self.ds[i]),
             "params": params_of(program, self.gs[i]) + params_of(program, self.ds[i]),
         }
-        if i in self.diverged:
-            record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
-            return record
-        seed = _seed(self.ctx.seed, self.stage.name, "eval", self.round)
-        record.update(self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed))
-        return record
+        return self._score(record, i)
 
-    def _select(self) -> None:
-        ctx, s, records = self.ctx, self.s, self.records
-        F = objective_matrix(records, ctx.program.objectives)
-        rank = ranks(F)
-        self.best_i = pick(records, F, s["pick"])
-        keep = cars_select(records, self.P // 2, self.rng) if s["selection"] == "cars" else nsga2_select(F, self.P // 2)
-        for i, record in enumerate(records):
-            record.update({"rank": rank[i], "selected": i in keep, "best": i == self.best_i})
-            ctx.history.candidate(self.stage.name, self.round, i, record)
-        ctx.history.round(self.stage.name, self.round, records, self.best_i)
-        ctx.report.round_table(self.stage.name, self.round, records)
-        ctx.samples(f"{self.stage.name}_round{self.round + 1:02d}", self._generator(self.best_i))
-        if self.round == self.R - 1:
-            self.phase = "done"
-            return
-        n_new = self.P - len(keep)
-        cx, mu = float(s["crossover"]), float(s["mutation"])
-        cg = offspring([self.gs[i] for i in keep], n_new, self.g_space, self.rng, cx, mu)
-        cd = offspring([self.ds[i] for i in keep], n_new, self.d_space, self.rng, cx, mu)
-        self.gs = [self.gs[i] for i in keep] + [c.genome for c in cg]
-        self.ds = [self.ds[i] for i in keep] + [c.genome for c in cd]
-        self.round += 1
-        self.phase, self.epoch, self.it, self.diverged = "train", 0, 0, set()
-        ctx.save(f"{self.stage.name} round {self.round}")
+    def _refill(self, keep: list[int]) -> None:
+        kept_g, kept_d = [self.gs[i] for i in keep], [self.ds[i] for i in keep]
+        self.gs = kept_g + [c.genome for c in self._vary(kept_g, self.g_space)]
+        self.ds = kept_d + [c.genome for c in self._vary(kept_d, self.d_space)]
 
     def _result(self) -> StageResult:
         from compiler.extract import extract
@@ -712,7 +764,6 @@ class TrainStage(_Stage):
         self.G = Member(G, lr["g"], betas, s["ema"])
         self.D = Member(D, lr["d"], betas, None)
         self.phase, self.epoch, self.it = "train", 0, 0
-        self.seconds = 0.0
         self.metrics: dict[str, Any] = {}
 
     def run(self) -> dict[str, Any]:
@@ -725,15 +776,9 @@ class TrainStage(_Stage):
                 break
             self.announce("train", f"fully-train, {epochs} epochs", epochs * iters)
             ctx.poll()
-            t0 = time.perf_counter()
             ld, lg = self.trainer.iteration(self.G.module, self.D.module, self.G, self.D)
-            self.seconds += time.perf_counter() - t0
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
-            self.it += 1
-            if self.it == iters:
-                self.it, self.epoch = 0, self.epoch + 1
-                if self.epoch % ctx.checkpoint_every == 0 and self.epoch < epochs:
-                    ctx.save(f"{self.stage.name} epoch {self.epoch}")
+            self._advance(iters, ctx.checkpoint_every if self.epoch + 1 < epochs else 0, "train")
         final = self.G.evaluated()
         metrics = ctx.evaluators["final"].evaluate(
             _EvalWrapper(final, final), int(s["final_images"]), _seed(ctx.seed, self.stage.name, "final")
@@ -741,8 +786,8 @@ class TrainStage(_Stage):
         program = ctx.program
         metrics.update(
             {
-                "g_genome": str(self.g_genome),
-                "d_genome": str(self.d_genome),
+                "g_genome": _encode(program, self.g_genome),
+                "d_genome": _encode(program, self.d_genome),
                 "g_params": params_of(program, self.g_genome),
                 "d_params": params_of(program, self.d_genome),
                 "images": int(s["final_images"]),
@@ -762,6 +807,13 @@ class TrainStage(_Stage):
         self.trainer.load_state_dict(state["trainer"])
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
+
+
+def _encode(program: Program, genome: Genome) -> str:
+    """The readable genome string (`G:bilinear,...|...`); the network name for a fixed network
+    without searchable edges."""
+    net = program.networks[genome.network]
+    return GenomeSpace(net).encode(genome) if genome.choices else genome.network
 
 
 def make_stage(ctx: Context, stage: StageIR) -> _Stage:

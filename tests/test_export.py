@@ -24,7 +24,11 @@ from eagan_dsl.ir import Program
 
 RUNNER = textwrap.dedent(
     """
-    import importlib, importlib.util, sys
+    import importlib, importlib.util, os, sys
+    # run with `python -S`: site-packages are added by hand, without their .pth files, so an
+    # editable install of this project (a .pth finder) cannot leak in
+    sys.path[:0] = os.environ["EXPORT_SITE"].split(os.pathsep)
+    sys.path.insert(0, os.getcwd())
     import torch
     from safetensors.torch import load_file
     assert importlib.util.find_spec("compiler") is None, "compiler must not be importable"
@@ -60,8 +64,12 @@ def trained_supernet(program: Program, name: str) -> SuperNet:
 
 
 def clean_env() -> dict[str, str]:
+    import safetensors
+
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
+    sites = {str(Path(m.__file__).resolve().parent.parent) for m in (torch, safetensors)}  # type: ignore[arg-type]
+    env["EXPORT_SITE"] = os.pathsep.join(sorted(sites))
     return env
 
 
@@ -90,7 +98,7 @@ def test_exported_module_reproduces_the_supernet(tiny: Program, name: str, tmp_p
         torch.save((x, expected), out_dir / "io.pt")
         cls = "Generator" if role == "generator" else "Discriminator"
         run = subprocess.run(
-            [sys.executable, "-c", RUNNER, role, cls],
+            [sys.executable, "-S", "-c", RUNNER, role, cls],
             cwd=out_dir,
             env=clean_env(),
             capture_output=True,

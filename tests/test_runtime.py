@@ -96,3 +96,19 @@ def test_same_seed_same_history(tmp_path: Path, events: dict[str, Any]) -> None:
     a = (events["out"] / "history.jsonl").read_text()
     b = (tmp_path / "again" / "history.jsonl").read_text()
     assert a == b
+
+
+def test_bn_recalibration_estimates_the_subnets_own_statistics() -> None:
+    """After recalibration, a BN layer's running mean equals the mean of its inputs over the
+    recalibration batches (computed independently with a forward hook), whatever it held before."""
+    from runtime.search import recalibrate_bn
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+    net[1].running_mean.fill_(100.0)
+    seen: list[torch.Tensor] = []
+    net[1].register_forward_hook(lambda m, i, o: seen.append(i[0].detach().clone()))
+    recalibrate_bn(net, net, batches=3, batch=8, latent=4, device=torch.device("cpu"), seed=5)
+    expected = torch.cat(seen).mean(0)
+    assert torch.allclose(net[1].running_mean, expected, atol=1e-6)
+    assert net[1].momentum == 0.1 and net.training  # restored
