@@ -33,11 +33,12 @@ def offspring(
     mutation: float,
     taken: Iterable[Genome] = (),
 ) -> list[Child]:
-    """`n` new, distinct, valid children of `parents`, none of them in `taken`."""
+    """`n` new, distinct, valid children of `parents`, none of them in `taken`; with no parents,
+    `n` fresh random genomes (the random-search baseline)."""
     seen = set(parents) | set(taken)
     children: list[Child] = []
     attempts = 0
-    while len(children) < n and attempts < ATTEMPTS_PER_CHILD * n:
+    while parents and len(children) < n and attempts < ATTEMPTS_PER_CHILD * n:
         attempts += 1
         a = rng.choice(parents)
         child: Genome | None = a

@@ -49,8 +49,8 @@ def test_run_sample_eval_resume(run_dir: Path, tmp_path: Path) -> None:
     assert json.loads((run_dir / "resolved.json").read_text())["environment"]["quick"] is True
     _ok(["sample", str(run_dir), "-n", "4", "--out", str(tmp_path / "grid.png")])
     assert (tmp_path / "grid.png").stat().st_size > 0
-    out = _ok(["eval", str(run_dir / "final"), "--data", "digits", "-n", "64", "--json-out", str(tmp_path / "e.json")])
-    assert json.loads((tmp_path / "e.json").read_text())["n"] == 64 and "FID" in out
+    out = _ok(["eval", str(run_dir / "final"), "--data", "digits", "-n", "80", "--json-out", str(tmp_path / "e.json")])
+    assert json.loads((tmp_path / "e.json").read_text())["n"] == 80 and "FID" in out
     before = (run_dir / "history.jsonl").read_text()
     assert "run finished" in _ok(["run", "--resume", str(run_dir), "--device", "cpu"])
     assert (run_dir / "history.jsonl").read_text() == before  # a finished run has nothing left to do
