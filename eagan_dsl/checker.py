@@ -57,8 +57,8 @@ class _Checker:
         latents = [i for i in items if isinstance(i, ast.Latent)]
         for extra in datas[1:]:
             self.error(extra.span, "a second `data` line; a spec searches on one data set")
-        for extra in latents[1:]:
-            self.error(extra.span, "a second `latent` line; a spec has one latent space")
+        for extra_latent in latents[1:]:
+            self.error(extra_latent.span, "a second `latent` line; a spec has one latent space")
         if datas:
             self.data = self.check_data(datas[0])
         else:
@@ -151,7 +151,7 @@ class _Checker:
             for item in items:
                 if not isinstance(item, types):
                     continue
-                name, span = item.name, item.name_span  # type: ignore[union-attr]
+                name, span = item.name, item.name_span
                 if name in seen:
                     first = seen[name]
                     self.error(span, f"{what} '{name}' is already defined at {first.line}:{first.column}")
@@ -485,7 +485,7 @@ class _Checker:
             self.bad_names.add(cell.name)
             return
         self.cells[cell.name] = ir.CellIR(cell.name, tuple(edges), out, out + 1, cell.span)
-        self.cell_scales[cell.name] = scale  # type: ignore[assignment]
+        self.cell_scales[cell.name] = scale
 
     def static_scales(self, cell: ast.CellDef, edges: list[ir.EdgeIR]) -> int | None | bool:
         """Each node's resolution (log2, relative to node 0) where the edges fix it. An edge whose
@@ -851,7 +851,7 @@ class _Checker:
                         self.error(f.span, f"{what}: entries are g and d, not {f.key}")
                         good = False
                         continue
-                    v4 = one(f.value, f"{what} {f.key}", key.minimum)  # type: ignore[operator]
+                    v4 = one(f.value, f"{what} {f.key}", key.minimum)
                     good = good and v4 is not None
                     out[f.key] = v4
                 for role in ("g", "d"):
@@ -859,7 +859,7 @@ class _Checker:
                         self.error(value.span, f"{what} needs both g and d, e.g. (g: 80, d: 40)")
                         good = False
                 return good, out
-            v5 = one(value, what, key.minimum)  # type: ignore[operator]
+            v5 = one(value, what, key.minimum)
             return v5 is not None, {"g": v5, "d": v5}
         if t == "betas":
             if isinstance(value, ast.Tuple) and len(value.items) == 2:

@@ -10,7 +10,7 @@ import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
@@ -23,6 +23,10 @@ from .diagnostics import Diagnostic, SpecError
 def _parser() -> Lark:
     grammar = resources.files("eagan_dsl").joinpath("grammar.lark").read_text(encoding="utf-8")
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
+
+
+def _role(token: Token) -> ast.Role:
+    return cast(ast.Role, str(token))
 
 
 def _span(meta: Any) -> ast.Span:
@@ -68,13 +72,13 @@ class _Build(Transformer[Token, ast.Spec]):
         name, args = children
         return ast.Call(span=_span(meta), name=str(name), args=args)
 
-    def tuple(self, meta: Any, children: list[Any]) -> ast.Tuple:
+    def tuple_value(self, meta: Any, children: list[Any]) -> ast.Tuple:
         return ast.Tuple(span=_span(meta), items=tuple(c for c in children if c is not None))
 
     def record(self, meta: Any, children: list[Any]) -> ast.Record:
         return ast.Record(span=_span(meta), fields=tuple(children))
 
-    def list(self, meta: Any, children: list[Any]) -> ast.List:
+    def list_value(self, meta: Any, children: list[Any]) -> ast.List:
         return ast.List(span=_span(meta), items=tuple(c for c in children if c is not None))
 
     def field(self, meta: Any, children: list[Any]) -> ast.Field:
@@ -140,7 +144,7 @@ class _Build(Transformer[Token, ast.Spec]):
     def network_def(self, meta: Any, children: list[Any]) -> ast.NetworkDef:
         role, name, *body = children
         return ast.NetworkDef(
-            span=_span(meta), role=str(role), name=str(name), name_span=_tspan(name), body=tuple(body)
+            span=_span(meta), role=_role(role), name=str(name), name_span=_tspan(name), body=tuple(body)
         )
 
     def stem(self, meta: Any, children: list[Any]) -> ast.Stem:
@@ -170,7 +174,7 @@ class _Build(Transformer[Token, ast.Spec]):
         genome_node = ast.String(span=_tspan(genome), value=str(genome)[1:-1])
         return ast.FixedNetwork(
             span=_span(meta),
-            role=str(role),
+            role=_role(role),
             name=str(name),
             name_span=_tspan(name),
             base=base,
@@ -180,7 +184,7 @@ class _Build(Transformer[Token, ast.Spec]):
     # settings -----------------------------------------------------------------------------
     def block(self, meta: Any, children: list[Any]) -> ast.Block:
         kind, settings = children
-        return ast.Block(span=_span(meta), kind=str(kind), settings=settings)
+        return ast.Block(span=_span(meta), kind=cast(ast.BlockKind, str(kind)), settings=settings)
 
     def stage(self, meta: Any, children: list[Any]) -> ast.Stage:
         name, kind, settings = children
@@ -258,7 +262,8 @@ def _unclosed_brace(text: str) -> tuple[str, ast.Span] | None:
 def _syntax_error(text: str, file: str, err: UnexpectedInput) -> Diagnostic:
     line, column = err.line, err.column
     if isinstance(err, UnexpectedCharacters):
-        char = text[err.pos_in_stream] if err.pos_in_stream < len(text) else "?"
+        pos = err.pos_in_stream or 0
+        char = text[pos] if pos < len(text) else "?"
         span = ast.Span(line=line, column=column, end_line=line, end_column=column + 1)
         message = f"unexpected character '{char}'"
         if err.allowed:
