@@ -10,7 +10,7 @@ State-dict layout: `project.layers.i.*`, `stem.i.*`, `cells.<cell position>.<edg
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
@@ -22,7 +22,7 @@ from .ops import Chain
 from .params import genome_space
 from .supernet import EdgeFn, GenomeLike, SuperNet, _Network, as_genome, build_edge_op
 
-__all__ = ["SubNet", "build_subnet", "extract", "subnet_key"]
+__all__ = ["SubNet", "build_subnet", "extract", "subnet_keys"]
 
 
 class SubNet(_Network):
@@ -110,14 +110,15 @@ def build_subnet(network: NetworkIR, genome: GenomeLike = (), seed: int = 0) -> 
     return sub
 
 
-def subnet_key(network: NetworkIR, genome: Genome, supernet_key: str) -> str | None:
-    """The subnet's state-dict key for a supernet key (None when that weight is not chosen):
-    `cells.p.edges.e.ops.c.rest` → `cells.p.e.rest`."""
-    parts = supernet_key.split(".")
-    if parts[0] != "cells" or len(parts) < 6 or parts[2] != "edges" or parts[4] != "ops":
-        return supernet_key
-    pos, e, c = int(parts[1]), int(parts[3]), int(parts[5])
+def subnet_keys(network: NetworkIR, genome: GenomeLike, keys: Iterable[str]) -> dict[str, str]:
+    """The subnet's state-dict key of every supernet key that the genome chooses (others are left
+    out): `cells.p.edges.e.ops.c.rest` → `cells.p.e.rest`; keys outside the cells are unchanged."""
     _, plan = _check(network, genome)
-    if plan.get((pos, e)) != c:
-        return None
-    return ".".join(["cells", str(pos), str(e), *parts[6:]])
+    out = {}
+    for key in keys:
+        parts = key.split(".")
+        if parts[0] != "cells" or len(parts) < 6 or parts[2] != "edges" or parts[4] != "ops":
+            out[key] = key
+        elif plan.get((int(parts[1]), int(parts[3]))) == int(parts[5]):
+            out[key] = ".".join(["cells", parts[1], parts[3], *parts[6:]])
+    return out

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from types import MappingProxyType
@@ -61,10 +62,17 @@ def run_command(
     resume: Annotated[Path | None, typer.Option("--resume", help="continue the run in this directory")] = None,
     force: Annotated[bool, typer.Option("--force", help="reuse a non-empty output directory; resume with a changed spec")] = False,
     inception_weights: Annotated[str | None, typer.Option(help="path of pt_inception-2015-12-05-6726825d.pth")] = None,
+    nproc: Annotated[int, typer.Option("--nproc", help="processes on this machine (launches torchrun; one per GPU)")] = 1,
 ) -> None:
     """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export.
     Ctrl-C saves a checkpoint and exits 130; `--resume DIR` continues from it."""
     from runtime import runner
+    from runtime.dist import launched
+
+    if nproc < 1:
+        _fail(f"--nproc must be at least 1, not {nproc}")
+    if nproc > 1 and not launched():
+        raise typer.Exit(_torchrun(nproc))
     from runtime.checkpoint import CheckpointError
     from runtime.search import Interrupted
 
@@ -88,7 +96,26 @@ def run_command(
         _fail(str(err), code=1)
     except ValueError as err:
         _fail(str(err))
-    typer.echo(f"run finished: {target}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks
+        typer.echo(f"run finished: {target}")
+
+
+def _torchrun(nproc: int) -> int:
+    """`eagan run --nproc N ...` = `torchrun --standalone --nproc_per_node N -m runtime.cli run ...`."""
+    import subprocess
+
+    args, skip = [], False
+    for arg in sys.argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            args.append(arg)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+           "-m", "runtime.cli", *args]
+    typer.echo("launching: " + " ".join(cmd[1:]), err=True)
+    return subprocess.run(cmd, check=False).returncode
 
 
 def train_command(

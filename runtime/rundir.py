@@ -59,12 +59,13 @@ def dumps(value: Any) -> str:
 
 
 class History:
-    """`history.jsonl`: one JSON object per evaluated candidate and per round."""
+    """`history.jsonl`: one JSON object per evaluated candidate and per round. Without a path (the
+    ranks other than 0 of a distributed run) the records are kept in memory only."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path | None) -> None:
         self.path = path
         self.records: list[dict[str, Any]] = []
-        if path.exists():
+        if path is not None and path.exists():
             for line in path.read_text().splitlines():
                 if line.strip():
                     self.records.append(json.loads(line))
@@ -72,11 +73,15 @@ class History:
     def truncate(self, lines: int) -> None:
         """Drop records written after a checkpoint (a resumed run writes them again)."""
         self.records = self.records[:lines]
+        if self.path is None:
+            return
         text = "".join(dumps(r) + "\n" for r in self.records)
         atomic_write(self.path, text.encode())
 
     def write(self, record: dict[str, Any]) -> None:
         self.records.append(jsonable(record))
+        if self.path is None:
+            return
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(dumps(record) + "\n")
             f.flush()

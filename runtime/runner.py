@@ -4,6 +4,7 @@ checkpoints at the end of every round and every N epochs, resume, and Ctrl-C tha
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import signal
 from collections.abc import Callable, Iterator
@@ -13,6 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 import torch
+from rich.console import Console
 from torch import nn
 
 from eagan_dsl.checker import check_text, load
@@ -20,9 +22,10 @@ from eagan_dsl.ir import Program
 from runtime import checkpoint as ckpt
 from runtime.data import load_training_data
 from runtime.display import Reporter
+from runtime.dist import Dist, from_env, on_main, rank_device
 from runtime.evaluator import Evaluator
 from runtime.plots import curves_plot, pareto_plot
-from runtime.rundir import RunDir, RunDirError, atomic_write, environment
+from runtime.rundir import History, RunDir, RunDirError, atomic_write, environment
 from runtime.search import Context, Interrupted, StageResult, TrainStage, make_stage
 
 QUICK = {"rounds": 2, "epochs": 1, "warmup": 1, "population": 4, "images": 256, "final_images": 512}
@@ -121,12 +124,19 @@ class Runner:
         reporter: Reporter,
         inception_weights: str | None = None,
         observe: Callable[[str, dict[str, Any]], None] | None = None,
+        dist: Dist | None = None,
     ) -> None:
+        """Under torchrun every rank builds a Runner; only rank 0 writes the run directory and the
+        display (the others keep the history in memory and stay silent)."""
         self.program = program
         self.run_dir = run_dir
-        self.history = run_dir.history()
+        self.dist = dist or Dist()
+        self.history = run_dir.history() if self.dist.main else History(None)
+        if not self.dist.main:
+            reporter = Reporter(Console(file=io.StringIO()), live=False)
         self.stop = [False]
         evaluator = Evaluator(program, program.blocks["evaluate"], device, inception_weights)
+        samples = _sample_writer(run_dir, program, device, seed) if self.dist.main else lambda name, g: None
         self.ctx = Context(
             program=program,
             data=load_training_data(program.data, device),
@@ -135,11 +145,12 @@ class Runner:
             evaluators={"search": evaluator, "final": evaluator},
             report=reporter,
             history=self.history,
-            samples=_sample_writer(run_dir, program, device, seed),
+            samples=samples,
             observe=observe,
             checkpoint=self.save,
             stop_requested=lambda: self.stop[0],
             checkpoint_every=int(program.blocks["run"]["checkpoint_every"]),
+            dist=self.dist,
         )
         self.index = 0
         self.current: Any = None
@@ -155,9 +166,13 @@ class Runner:
         }
 
     def save(self, reason: str) -> None:
+        """A checkpoint (every rank calls this at the same points: the state gathers what ranks
+        hold alone, such as stage-2 pairs in progress; rank 0 writes it)."""
         stage = self.program.stages[self.index].name if self.index < len(self.program.stages) else "done"
-        meta = {"reason": reason, "stage": stage, "stage_index": self.index, "history_lines": len(self.history.records)}
-        ckpt.save(self.run_dir.checkpoints, self.state(), meta)
+        meta = {"reason": reason, "stage": stage, "stage_index": self.index, "history_lines": len(self.history.records),
+                "world_size": self.dist.world}
+        state = self.state()
+        on_main(self.dist, lambda: ckpt.save(self.run_dir.checkpoints, state, meta))
 
     def restore(self, loaded: ckpt.Loaded) -> None:
         state = loaded.state
@@ -190,7 +205,8 @@ class Runner:
                         result = self.current.run()
                         self.ctx.results[stage.name] = result
                         self.ctx.notify("result", stage=stage.name, module=result.module, genome=result.genome)
-                        _plots(self.run_dir, stage.name, self.history.records)
+                        if self.dist.main:
+                            _plots(self.run_dir, stage.name, self.history.records)
                         report.message(f"[{stage.name}] hands on {self._encode(result)}")
                     self.index += 1
                     self.current = None
@@ -211,6 +227,8 @@ class Runner:
         from compiler.export import export_network
 
         metrics = stage.run()
+        if not self.dist.main:
+            return
         self.run_dir.write_json("final/metrics.json", metrics)
         g_final = stage.G.evaluated()
         for module, genome in ((g_final, stage.g_genome), (stage.D.module, stage.d_genome)):
@@ -251,17 +269,26 @@ def run_program(
     quick: bool = False,
     observe: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Path:
-    dev = resolve_device(device)
+    dist = from_env()
+    dev = rank_device(dist, resolve_device(device))
     seed = int(program.blocks["run"]["seed"]) if seed is None else seed
     torch.manual_seed(seed)
-    run_dir = RunDir.create(out, spec, force=force)
     env = environment(str(dev), seed)
     env["quick"] = quick
-    run_dir.write_resolved(program, env)
+    env["world_size"] = dist.world
+
+    def create() -> RunDir:
+        run_dir = RunDir.create(out, spec, force=force)
+        run_dir.write_resolved(program, env)
+        return run_dir
+
+    run_dir = on_main(dist, create)
     report = reporter or Reporter()
-    if quick:
+    if quick and dist.main:
         report.message("--quick: rounds, epochs, population and images are shrunk for a smoke test")
-    Runner(program, run_dir, dev, seed, report, inception_weights, observe).run()
+    if dist.active and dist.main:
+        report.message(f"distributed: {dist.world} processes ({dist.backend}); rank 0 writes {out}")
+    Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist).run()
     return out
 
 
@@ -276,6 +303,40 @@ def resume(
 ) -> Path:
     """Continue the run in OUT from its newest intact checkpoint, with the run's own spec, seed
     and --quick setting; a different SPEC is refused unless `force` (then recorded)."""
+    dist = from_env()
+    run_dir = RunDir(out)
+    # rank 0 reads the run directory (other nodes may not see it) and hands it to every rank
+    text, resolved, loaded = on_main(dist, lambda: _read_run(out, spec, force))
+    env = resolved["environment"]
+    # paths in the spec stay those of the original run (relative to the original spec file)
+    saved_spec = out / "spec.eagan"
+    program = check_text(text, str(resolved.get("file") or saved_spec))
+    root = resolved.get("data", {}).get("root")
+    program = dataclasses.replace(program, data=dataclasses.replace(program.data, root=root))
+    if env.get("quick"):
+        program = quick_program(program)
+    report = reporter or Reporter()
+    if dist.main:
+        for skipped in loaded.skipped:
+            report.message(f"skipped a damaged checkpoint, using the previous one: {skipped}")
+        report.message(f"resuming {out} from {loaded.path.name} ({loaded.meta.get('reason')})")
+        was = int(loaded.meta.get("world_size", 1))
+        if was != dist.world:
+            report.message(
+                f"note: this run was checkpointed with {was} process(es) and resumes with {dist.world}: it "
+                "continues correctly, but data-parallel steps (warm-up, stage 1, fully-train) split batches "
+                "differently, so the result is not bit-identical to an uninterrupted run (stage-2 pairs are)"
+            )
+    saved = str(env.get("device", "auto"))
+    dev = rank_device(dist, resolve_device(device or (saved.split(":")[0] if dist.active else saved)))
+    seed = int(env["seed"])
+    Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist).run(loaded)
+    return out
+
+
+def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str, Any], ckpt.Loaded]:
+    """The run's spec text (or SPEC's, with --force, recorded), resolved.json and newest intact
+    checkpoint."""
     run_dir = RunDir(out)
     saved_spec = out / "spec.eagan"
     resolved_path = out / "resolved.json"
@@ -294,19 +355,5 @@ def resume(
         atomic_write(saved_spec, text.encode())
         env.setdefault("forced_spec_changes", []).append(str(spec))
         run_dir.write_json("resolved.json", {**resolved, "environment": env})
-    # paths in the spec stay those of the original run (relative to the original spec file)
-    program = check_text(text, str(resolved.get("file") or saved_spec))
-    root = resolved.get("data", {}).get("root")
-    program = dataclasses.replace(program, data=dataclasses.replace(program.data, root=root))
-    if env.get("quick"):
-        program = quick_program(program)
-    loaded = ckpt.load_latest(run_dir.checkpoints)
-    report = reporter or Reporter()
-    for skipped in loaded.skipped:
-        report.message(f"skipped a damaged checkpoint, using the previous one: {skipped}")
-    report.message(f"resuming {out} from {loaded.path.name} ({loaded.meta.get('reason')})")
-    dev = resolve_device(device or env.get("device", "auto"))
-    seed = int(env["seed"])
-    Runner(program, run_dir, dev, seed, report, inception_weights, observe).run(loaded)
-    return out
+    return text, resolved, ckpt.load_latest(run_dir.checkpoints)
 

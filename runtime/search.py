@@ -7,7 +7,11 @@ One engine serves both search stages: a stage searches one network (G or D) agai
 (Eq. 7–8). `one_to_one` (§4.2): P copies of the opponent, candidate i trains only with copy i
 (Eq. 10); with `weight_reset`, after each round every copy takes the weights of the best pair's copy.
 The copies are extracted subnets (only the chosen ops), not supernet copies — the released code's
-32 supernet copies cost ~9 GB and alias one another (research notes §3.4).
+32 supernet copies cost ~9 GB and alias one another (research notes §3.4). In a one-to-one round
+the pairs are independent: each trains a private copy of its candidate's path for an equal quota of
+iterations, and the copies are averaged back into the supernet at the round's end. That is what
+lets the pairs spread over processes (`runtime/dist.py`) with results that do not depend on how
+many there are; warm-up, many-to-one rounds and the fully-train stage are data-parallel instead.
 
 Every stage is a small state machine (phase, round, epoch, iteration) whose whole state — weights,
 optimizers, EMAs, population, every random generator, the position in the data — is returned by
@@ -31,6 +35,7 @@ from torch import nn
 from eagan_dsl.genome import Genome, GenomeError, GenomeSpace
 from eagan_dsl.ir import Best, Program, StageIR
 from runtime.data import ImageData
+from runtime.dist import Dist, on_main, to_cpu
 from runtime.evaluator import Evaluator
 from runtime.evolution import initial_population, offspring
 from runtime.nets import build_fixed, build_subnet, build_supernet, genome_of, params_of
@@ -100,6 +105,7 @@ class Context:
     # polled at every iteration boundary; True raises Interrupted (Ctrl-C)
     stop_requested: Callable[[], bool] = lambda: False
     checkpoint_every: int = 5
+    dist: Dist = field(default_factory=Dist)
 
     def notify(self, event: str, **details: Any) -> None:
         if self.observe is not None:
@@ -110,7 +116,8 @@ class Context:
             self.checkpoint(reason)
 
     def poll(self) -> None:
-        if self.stop_requested():
+        """An iteration boundary: stop (on every rank) if a stop was requested (on any rank)."""
+        if self.dist.any(self.stop_requested()):
             raise Interrupted()
 
 
@@ -171,9 +178,12 @@ class Member:
 
 
 class _Trainer:
-    """Draws real batches and latents, runs n_critic D steps and one G step."""
+    """Draws real batches and latents, runs n_critic D steps and one G step. With `shard` (data
+    parallelism) every rank draws the same global batch and trains on its slice, with gradients and
+    BatchNorm statistics averaged over the ranks; without, a rank trains on whole batches."""
 
-    def __init__(self, ctx: Context, s: dict[str, Any], gen: torch.Generator) -> None:
+    def __init__(self, ctx: Context, s: dict[str, Any], gen: torch.Generator, shard: bool = True) -> None:
+        self.dist = ctx.dist if shard else Dist()
         self.data = ctx.data
         self.device = ctx.device
         self.gen = gen
@@ -183,7 +193,7 @@ class _Trainer:
         self.betas = (float(s["betas"][0]), float(s["betas"][1]))
         self.clip = s["grad_clip"]
         self.latent = ctx.program.latent_dim
-        self.dist = ctx.program.latent_distribution
+        self.latent_dist = ctx.program.latent_distribution
         self._perm = torch.empty(0, dtype=torch.long)
         self._pos = 0
 
@@ -196,19 +206,21 @@ class _Trainer:
             self._pos = 0
         idx = self._perm[self._pos : self._pos + self.bd]
         self._pos += self.bd
-        return self.data.batch(idx.to(self.data.images.device))
+        return self.dist.shard(self.data.batch(idx.to(self.data.images.device)))
 
     def z(self, n: int) -> torch.Tensor:
-        return sample_z(n, self.latent, self.device, self.gen, self.dist)
+        return self.dist.shard(sample_z(n, self.latent, self.device, self.gen, self.latent_dist))
 
     def iteration(self, g: Any, d: Any, gm: Member, dm: Member, g_fn: Any = None, d_fn: Any = None) -> tuple[float, float]:
         """n_critic D steps, then one G step (Alg. 1 l.9–10, l.24). `g_fn`/`d_fn` override the
         modules' forward (a supernet on one genome)."""
         gf = g_fn or g
         df = d_fn or d
+        sync = self.dist.average_grads if self.dist.active else None
         for _ in range(self.n_critic):
-            ld = d_step(gf, df, self.real(), self.z(self.bd), dm.opt, self.clip, dm.params)
-        lg = g_step(gf, df, self.z(self.bg), gm.opt, self.clip, gm.params)
+            ld = d_step(gf, df, self.real(), self.z(self.bd), dm.opt, self.clip, dm.params, sync)
+        lg = g_step(gf, df, self.z(self.bg), gm.opt, self.clip, gm.params, sync)
+        self.dist.average_buffers(gm.module)
         if gm.ema is not None:
             gm.ema.update(gm.module)
         return ld, lg
@@ -385,7 +397,7 @@ class _Evolving(_Stage):
                 ctx.report.step(d=ld, g=lg, epoch=self.epoch)
                 self._advance(iters, ctx.checkpoint_every, "warm-up")
             elif self.phase == "train":
-                if self.epoch >= self.E:
+                if self.epoch >= self.E or self._train_round():
                     self.phase, self.records = "eval", []
                     self._trained()
                     continue
@@ -402,8 +414,11 @@ class _Evolving(_Stage):
                 self._advance(iters, 0, "round")
             elif self.phase == "eval":
                 if len(self.records) < self.P:
+                    # W candidates at a time, one per rank; every rank gets every record
                     ctx.poll()
-                    self.records.append(self._evaluate(len(self.records)))
+                    i = len(self.records) + ctx.dist.rank
+                    mine = self._evaluate(i) if i < self.P else None
+                    self.records.extend(r for r in ctx.dist.gather(mine) if r is not None)
                     continue
                 keep = self._rank()
                 if self.round == self.R - 1:
@@ -418,6 +433,10 @@ class _Evolving(_Stage):
 
     def _trained(self) -> None:
         pass
+
+    def _train_round(self) -> bool:
+        """A stage that trains a whole round its own way does it here and returns True."""
+        return False
 
     def _round_started(self) -> None:
         pass
@@ -492,6 +511,10 @@ class SearchStage(_Evolving):
         self.diverged: set[int] = set()
         self.records: list[dict[str, Any]] = []
         self.best_i = 0
+        # one-to-one rounds: trained pairs of this round (private weights) and pairs in progress
+        self.pairs_done: dict[int, dict[str, Any]] = {}
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self._live_job: dict[str, Any] | None = None
 
     def _opponent(self) -> tuple[nn.Module, Genome]:
         """A fixed network (fresh weights) or a previous stage's pick with its trained weights."""
@@ -519,6 +542,112 @@ class SearchStage(_Evolving):
 
     def _train_candidate(self, i: int) -> tuple[float, float]:
         return self._train(self.population[i], self._partner(i))
+
+    # ------------------------------------------------------------ one-to-one: the pairs
+    def _train_round(self) -> bool:
+        """Stage 2's round (Alg. 1 l.22–25), pair by pair. Candidate i (a D, or a G when G is
+        searched one-to-one) trains a private copy of its path through the supernet (inherited
+        weights, §3.1) with its own copy of the opponent (Eq. 10), for the same number of iterations
+        as every other pair and on its own stream of batches. Pairs are thus independent within a
+        round: they spread over the ranks, W at a time, and a pair's result does not depend on the
+        world size. At the round's end the private copies are averaged back into the supernet
+        (`_merge`), so weights stay shared across rounds."""
+        if not self.one_to_one:
+            return False
+        ctx, dist = self.ctx, self.ctx.dist
+        quota = max(self.E * self.trainer.iterations_per_epoch() // self.P, 1)
+        blocks = math.ceil(self.P / dist.world)
+        self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}: {self.P} pairs × {quota} iterations",
+                      blocks * quota)
+        for first in range(0, self.P, dist.world):
+            j = first + dist.rank
+            job = self._job(j) if j < self.P and j not in self.pairs_done else None
+            self._live_job = job
+            while True:
+                active = job is not None and job["it"] < quota and not job["diverged"]
+                stop, running = dist.flags(ctx.stop_requested(), active)
+                if stop:
+                    raise Interrupted()
+                if not running:
+                    break
+                if job is not None and active:
+                    ld, lg = self._pair_step(j, job)
+                    ctx.report.step(d=ld, g=lg, epoch=0)
+            done = dist.gather(None if job is None else to_cpu(self._job_state(job)))
+            self._live_job = None
+            for state in done:
+                if state is not None:
+                    self._pair_done(state)
+        self._merge()
+        self.pairs_done = {}
+        return True
+
+    def _job(self, j: int) -> dict[str, Any]:
+        """Pair j's training: a private copy of the candidate's path through the supernet (and of
+        its EMA), a fresh Adam, its own batches; or the pair in progress in a checkpoint."""
+        from compiler.extract import extract
+
+        s, ctx, sup, genome = self.s, self.ctx, self.supernet, self.population[j]
+        net = Member(extract(sup.module, genome), self.trainer.lr[self.me], self.trainer.betas,
+                     s["ema"] if sup.ema is not None else None)
+        if net.ema is not None and sup.ema is not None:
+            net.ema.module.load_state_dict(extract(sup.ema.module, genome).state_dict())
+        gen = torch.Generator().manual_seed(_seed(ctx.seed, self.stage.name, "pair", self.round, j))
+        job = {"j": j, "it": 0, "diverged": False, "net": net, "trainer": _Trainer(ctx, s, gen, shard=False)}
+        if j in self.jobs:
+            saved = self.jobs.pop(j)
+            job.update(it=int(saved["it"]), diverged=bool(saved["diverged"]))
+            net.load_state_dict(saved["net"])
+            job["trainer"].load_state_dict(saved["trainer"])
+            self.partners[j].load_state_dict(saved["partner"])
+        return job
+
+    def _pair_step(self, j: int, job: dict[str, Any]) -> tuple[float, float]:
+        mine, them = job["net"], self.partners[j]
+        g, d = (mine, them) if self.searching_g else (them, mine)
+        try:
+            losses = job["trainer"].iteration(g.module, d.module, g, d)
+        except Diverged:
+            job["diverged"] = True  # scored worst; its weights stay out of the merge
+            return math.nan, math.nan
+        job["it"] += 1
+        return losses
+
+    def _job_state(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {"j": job["j"], "it": job["it"], "diverged": job["diverged"], "net": job["net"].state_dict(),
+                "trainer": job["trainer"].state_dict(), "partner": self.partners[job["j"]].state_dict()}
+
+    def _pair_done(self, state: dict[str, Any]) -> None:
+        j = int(state["j"])
+        net = state["net"]
+        self.pairs_done[j] = {"module": net["module"], "ema": net["ema"], "diverged": bool(state["diverged"])}
+        if state["diverged"]:
+            self.diverged.add(j)
+        self.partners[j].load_state_dict(state["partner"])
+
+    def _merge(self) -> None:
+        """The supernet (and its EMA) takes, for every weight, the mean of the pairs' private copies
+        that hold it (in pair order, so identical on every rank); weights no pair used keep theirs."""
+        from compiler.extract import subnet_keys
+
+        sup = self.supernet
+        targets = [("module", sup.module)] + ([("ema", sup.ema.module)] if sup.ema is not None else [])
+        for part, module in targets:
+            state = module.state_dict()
+            sums: dict[str, torch.Tensor] = {}
+            counts: dict[str, int] = {}
+            for j in sorted(self.pairs_done):
+                if self.pairs_done[j]["diverged"]:
+                    continue
+                private = self.pairs_done[j][part]
+                for key, sub in subnet_keys(self.net, self.population[j], state).items():
+                    value = private[sub].to(state[key].device)
+                    sums[key] = sums[key] + value if key in sums else value.clone()
+                    counts[key] = counts.get(key, 0) + 1
+            for key, total in sums.items():
+                if total.is_floating_point():
+                    state[key].copy_(total / counts[key])
+            module.load_state_dict(state)
 
     def _start_population(self) -> None:
         self.population = initial_population(self.space, self.P, self.rng)
@@ -627,7 +756,16 @@ class SearchStage(_Evolving):
             "supernet": self.supernet.state_dict(),
             "partners": [p.state_dict() for p in self.partners],
             "warm": self.warm.state_dict() if self.one_to_one else None,
+            "pairs_done": self.pairs_done,
+            "jobs": self._jobs_state(),
         }
+
+    def _jobs_state(self) -> dict[int, Any]:
+        """The pairs in progress on every rank (a collective: every rank calls `state_dict`)."""
+        mine = self._live_job
+        states = self.ctx.dist.gather(None if mine is None else to_cpu(self._job_state(mine)))
+        jobs = {int(s["j"]): s for s in states if s is not None}
+        return {**self.jobs, **jobs}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.set_counters(state)
@@ -645,6 +783,11 @@ class SearchStage(_Evolving):
             member.load_state_dict(ms)
         if state["warm"] is not None:
             self.warm.load_state_dict(state["warm"])
+        self.pairs_done = {int(j): v for j, v in state.get("pairs_done", {}).items()}
+        self.jobs = {int(j): v for j, v in state.get("jobs", {}).items()}
+        for j in self.pairs_done:
+            if self.pairs_done[j]["diverged"]:
+                self.diverged.add(j)
         if self.phase in ("train", "eval"):
             self._snapshot()
 
@@ -780,9 +923,9 @@ class TrainStage(_Stage):
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
             self._advance(iters, ctx.checkpoint_every if self.epoch + 1 < epochs else 0, "train")
         final = self.G.evaluated()
-        metrics = ctx.evaluators["final"].evaluate(
+        metrics = on_main(ctx.dist, lambda: ctx.evaluators["final"].evaluate(
             _EvalWrapper(final, final), int(s["final_images"]), _seed(ctx.seed, self.stage.name, "final")
-        )
+        ))
         program = ctx.program
         metrics.update(
             {

@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
+# called between backward and the optimizer step with the optimizer's parameters (data parallelism:
+# average the gradients over the ranks, runtime/dist.py)
+Sync = Callable[[list[nn.Parameter]], None]
 
 
 def hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
@@ -36,6 +39,17 @@ class Diverged(RuntimeError):
     """A loss became NaN or infinite."""
 
 
+def _apply(loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float | None,
+           params: Iterable[nn.Parameter], sync: Sync | None) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if sync is not None:
+        sync([p for group in opt.param_groups for p in group["params"]])
+    if clip is not None:
+        nn.utils.clip_grad_norm_(list(params), clip)
+    opt.step()
+
+
 def _finite(loss: torch.Tensor, what: str) -> float:
     value = float(loss.detach())
     if not math.isfinite(value):
@@ -45,31 +59,23 @@ def _finite(loss: torch.Tensor, what: str) -> float:
 
 def d_step(
     g: Fn, d: Fn, real: torch.Tensor, z: torch.Tensor, opt: torch.optim.Optimizer,
-    clip: float | None = None, params: Iterable[nn.Parameter] = (),
+    clip: float | None = None, params: Iterable[nn.Parameter] = (), sync: Sync | None = None,
 ) -> float:
     """One discriminator update on a real batch and a detached fake batch of the same size."""
     with torch.no_grad():
         fake = g(z)
     loss = hinge_d(d(real), d(fake))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip is not None:
-        nn.utils.clip_grad_norm_(list(params), clip)
-    opt.step()
+    _apply(loss, opt, clip, params, sync)
     return _finite(loss, "D")
 
 
 def g_step(
     g: Fn, d: Fn, z: torch.Tensor, opt: torch.optim.Optimizer,
-    clip: float | None = None, params: Iterable[nn.Parameter] = (),
+    clip: float | None = None, params: Iterable[nn.Parameter] = (), sync: Sync | None = None,
 ) -> float:
     """One generator update; D's gradients are computed but never applied (set to None after)."""
     loss = hinge_g(d(g(z)))
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if clip is not None:
-        nn.utils.clip_grad_norm_(list(params), clip)
-    opt.step()
+    _apply(loss, opt, clip, params, sync)
     return _finite(loss, "G")
 
 
