@@ -70,6 +70,8 @@ class _SafeUnpickler(pickle.Unpickler):
     ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"),  # numpy arrays pickled with protocol 5
+        ("numpy._core.numeric", "_frombuffer"),
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),
@@ -98,7 +100,10 @@ def _cifar10(data: DataIR) -> torch.Tensor:
         try:
             with open(f, "rb") as fh:
                 batch = _SafeUnpickler(fh, encoding="latin1").load()
-            parts.append(np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32))
+            # the published batches are Python 2 pickles (str keys under latin1); a batch re-saved
+            # from Python 3 with bytes keys is accepted too
+            pixels = batch["data"] if "data" in batch else batch[b"data"]
+            parts.append(np.asarray(pixels, dtype=np.uint8).reshape(-1, 3, 32, 32))
         except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as err:
             raise DataError(f"{f} is not a CIFAR-10 python batch ({err}); download it again") from None
     x = torch.from_numpy(np.concatenate(parts))

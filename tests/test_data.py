@@ -13,19 +13,20 @@ from eagan_dsl.ir import DataIR
 from runtime.data import DataError, load_training_data
 
 
-def _cifar(root: Path, n: int = 4) -> np.ndarray:
+def _cifar(root: Path, n: int = 4, protocol: int = 2, key: str | bytes = "data") -> np.ndarray:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(5, n, 3, 32, 32), dtype=np.uint8)
     for i in range(5):
-        batch = {"data": images[i].reshape(n, -1), "labels": [0] * n}
-        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch))
+        batch = {key: images[i].reshape(n, -1), "labels": [0] * n}
+        (folder / f"data_batch_{i + 1}").write_bytes(pickle.dumps(batch, protocol=protocol))
     return images.reshape(-1, 3, 32, 32)
 
 
-def test_cifar10_reads_the_python_batches(tmp_path: Path) -> None:
-    expected = _cifar(tmp_path)
+@pytest.mark.parametrize(("protocol", "key"), [(2, "data"), (4, "data"), (5, "data"), (5, b"data")])
+def test_cifar10_reads_the_python_batches(tmp_path: Path, protocol: int, key: str | bytes) -> None:
+    expected = _cifar(tmp_path, protocol=protocol, key=key)
     data = load_training_data(DataIR("cifar10", str(tmp_path), 32, 3), torch.device("cpu"))
     assert data.images.dtype == torch.uint8
     assert torch.equal(data.images, torch.from_numpy(expected))
