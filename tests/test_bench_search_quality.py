@@ -4,35 +4,21 @@ run directories (written in the runtime's format) give the numbers computed here
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from bench_module import load_bench
 from PIL import Image
 from rich.console import Console
 
 from eagan_dsl.checker import check_text
 from runtime.plots import H, W
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "search_quality", ROOT / "bench" / "search_quality.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sq = _load()
+sq = load_bench("search_quality")
 BASE = sq.SPEC.read_text(encoding="utf-8")
 
 
