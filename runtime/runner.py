@@ -288,8 +288,24 @@ def run_program(
         report.message("--quick: rounds, epochs, population and images are shrunk for a smoke test")
     if dist.active and dist.main:
         report.message(f"distributed: {dist.world} processes ({dist.backend}); rank 0 writes {out}")
-    Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist).run()
+    runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
+    _run_and_close(dist, runner)
     return out
+
+
+def _run_and_close(dist: Dist, runner: Runner, loaded: ckpt.Loaded | None = None) -> None:
+    """Run, then leave the process group, so that no process exits with gloo's threads still
+    running (which can abort it at exit: "terminate called without an active exception"). Only
+    where every rank stops together: at the end, and on an interruption (all ranks raise it after
+    the collective checkpoint); after any other error a peer may still wait in a collective, and
+    destroying the group could hang."""
+    try:
+        runner.run(loaded)
+    except Interrupted:
+        dist.close()
+        raise
+    dist.barrier()
+    dist.close()
 
 
 def resume(
@@ -330,7 +346,8 @@ def resume(
     saved = str(env.get("device", "auto"))
     dev = rank_device(dist, resolve_device(device or (saved.split(":")[0] if dist.active else saved)))
     seed = int(env["seed"])
-    Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist).run(loaded)
+    runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
+    _run_and_close(dist, runner, loaded)
     return out
 
 
