@@ -39,8 +39,15 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str) -> None:
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     import torch
     from rich.console import Console
 
@@ -55,14 +62,22 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
     dist = from_env() if world > 1 else Dist()
     device = rank_device(dist, torch.device(args.device))
     program = load(Path(args.spec))
-    stage_ir = next(s for s in program.stages if s.kind == "search" and s.settings["pairing"] == "one_to_one")
+    stage_ir = next(
+        s for s in program.stages if s.kind == "search" and s.settings["pairing"] == "one_to_one"
+    )
     settings = dict(stage_ir.settings)
     settings["with"] = args.g  # a fixed G: no stage 1 needed
     stage_ir = dataclasses.replace(stage_ir, settings=MappingProxyType(settings))
     ctx = Context(
-        program=program, data=load_training_data(program.data, device), device=device, seed=0,
-        evaluators={}, report=Reporter(Console(file=io.StringIO()), live=False), history=History(None),
-        samples=lambda name, g: None, dist=dist,
+        program=program,
+        data=load_training_data(program.data, device),
+        device=device,
+        seed=0,
+        evaluators={},
+        report=Reporter(Console(file=io.StringIO()), live=False),
+        history=History(None),
+        samples=lambda name, g: None,
+        dist=dist,
     )
     stage = SearchStage(ctx, stage_ir)
     stage._start_population()
@@ -82,7 +97,9 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
             times.append(time.perf_counter() - t0)
     if dist.main:
         quota = max(stage.E * stage.trainer.iterations_per_epoch() // stage.P, 1)
-        Path(out).write_text(json.dumps({"world": world, "round_s": times, "pairs": stage.P, "quota": quota}))
+        Path(out).write_text(
+            json.dumps({"world": world, "round_s": times, "pairs": stage.P, "quota": quota})
+        )
     dist.close()
 
 
@@ -96,9 +113,13 @@ def measure(args: argparse.Namespace, world: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--spec", default=str(ROOT / "specs" / "digits.eagan"))
-    ap.add_argument("--g", default="GNearest", help="the fixed generator the D candidates train with")
+    ap.add_argument(
+        "--g", default="GNearest", help="the fixed generator the D candidates train with"
+    )
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     ap.add_argument("--nproc", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rounds", type=int, default=2, help="timed rounds (after one untimed)")
@@ -111,18 +132,37 @@ def main() -> None:
 
     rows = [measure(args, w) for w in args.nproc]
     base = min(rows[0]["round_s"])
-    table = Table(title=f"stage-2 round, {Path(args.spec).name}, {args.device}, {args.threads} thread(s)/process")
-    for col in ("processes", "pairs × iterations", "round (s), best", "all rounds (s)", "speed-up", "efficiency"):
+    table = Table(
+        title=f"stage-2 round, {Path(args.spec).name}, {args.device}, {args.threads} thread(s)/process"
+    )
+    for col in (
+        "processes",
+        "pairs × iterations",
+        "round (s), best",
+        "all rounds (s)",
+        "speed-up",
+        "efficiency",
+    ):
         table.add_column(col, justify="right")
     for row in rows:
         best = min(row["round_s"])
         speed = row["speedup"] = base / best
-        table.add_row(str(row["world"]), f"{row['pairs']} × {row['quota']}", f"{best:.2f}",
-                      " ".join(f"{t:.2f}" for t in row["round_s"]), f"{speed:.2f}×", f"{speed / row['world'] * rows[0]['world']:.0%}")
+        table.add_row(
+            str(row["world"]),
+            f"{row['pairs']} × {row['quota']}",
+            f"{best:.2f}",
+            " ".join(f"{t:.2f}" for t in row["round_s"]),
+            f"{speed:.2f}×",
+            f"{speed / row['world'] * rows[0]['world']:.0%}",
+        )
     Console().print(table)
-    print(f"speed-up relative to {rows[0]['world']} process(es), best of {args.rounds} timed rounds, same invocation")
+    print(
+        f"speed-up relative to {rows[0]['world']} process(es), best of {args.rounds} timed rounds, same invocation"
+    )
     if args.json:
-        Path(args.json).write_text(json.dumps({"device": args.device, "spec": args.spec, "rows": rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps({"device": args.device, "spec": args.spec, "rows": rows}, indent=2)
+        )
 
 
 if __name__ == "__main__":

@@ -299,7 +299,14 @@ def _render_link(sub: SubNet, i: int, var: str | None, w: _Writer) -> None:
         f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}: {link.op.name}"
     )
     if var is None:
-        w.op(f"link{i}", f"links.{i}", parts, "_", None, where + " (its node feeds no active edge: not computed, kept for the weights)")
+        w.op(
+            f"link{i}",
+            f"links.{i}",
+            parts,
+            "_",
+            None,
+            where + " (its node feeds no active edge: not computed, kept for the weights)",
+        )
         return
     w.forward.append(f"s = c{link.src_cell}_n{link.src_node}")
     w.op(f"link{i}", f"links.{i}", parts, "s", var, where, assign="s")

@@ -7,7 +7,7 @@ written: defaults and meaning are added by the checker (`eagan_dsl.checker`), ne
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -95,7 +95,7 @@ class List(Node):
     items: tuple[Value, ...]
 
 
-Value = Union[Number, String, NameRef, Call, Tuple, Record, List]
+Value = Number | String | NameRef | Call | Tuple | Record | List
 
 
 # ------------------------------------------------------------------------------ search space
@@ -174,7 +174,7 @@ class Head(Node):
     ops: tuple[OpCall, ...]
 
 
-NetworkStmt = Union[Stem, Cells, Link, Head]
+NetworkStmt = Stem | Cells | Link | Head
 
 Role = Literal["generator", "discriminator"]
 
@@ -233,7 +233,7 @@ class Stage(Node):
     settings: tuple[Setting, ...]
 
 
-Item = Union[Data, Latent, OpDef, ChoiceDef, CellDef, NetworkDef, FixedNetwork, Block, Stage]
+Item = Data | Latent | OpDef | ChoiceDef | CellDef | NetworkDef | FixedNetwork | Block | Stage
 
 
 class Spec(Node):

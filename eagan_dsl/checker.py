@@ -73,7 +73,9 @@ class _Checker:
                 self.error(self.latent.span, "the latent dimension must be at least 1")
             dist = self.latent.distribution
             if dist is not None and dist.name not in settings.LATENT_DISTRIBUTIONS:
-                self.unknown(dist.span, "latent distribution", dist.name, settings.LATENT_DISTRIBUTIONS)
+                self.unknown(
+                    dist.span, "latent distribution", dist.name, settings.LATENT_DISTRIBUTIONS
+                )
 
         for item in items:
             if isinstance(item, ast.OpDef):
@@ -154,7 +156,9 @@ class _Checker:
                 name, span = item.name, item.name_span
                 if name in seen:
                     first = seen[name]
-                    self.error(span, f"{what} '{name}' is already defined at {first.line}:{first.column}")
+                    self.error(
+                        span, f"{what} '{name}' is already defined at {first.line}:{first.column}"
+                    )
                 else:
                     seen[name] = span
                 if what == "op or choice" and name in PRIMITIVES:
@@ -164,7 +168,10 @@ class _Checker:
             if isinstance(item, ast.Block):
                 if item.kind in blocks:
                     first = blocks[item.kind]
-                    self.error(item.span, f"a second `{item.kind}` block (the first is at {first.line}:{first.column})")
+                    self.error(
+                        item.span,
+                        f"a second `{item.kind}` block (the first is at {first.line}:{first.column})",
+                    )
                 else:
                     blocks[item.kind] = item.span
 
@@ -179,11 +186,13 @@ class _Checker:
                 self.error(arg.span, "data arguments are named, e.g. resolution: 32")
                 continue
             if arg.key not in settings.DATA_ARGS:
-                self.unknown(arg.span, "argument", arg.key, settings.DATA_ARGS, f" of data {data.name}")
+                self.unknown(
+                    arg.span, "argument", arg.key, settings.DATA_ARGS, f" of data {data.name}"
+                )
                 continue
             if arg.key == "root":
                 if not isinstance(arg.value, ast.String):
-                    self.error(arg.value.span, "root must be a string path, e.g. \"data/cifar10\"")
+                    self.error(arg.value.span, 'root must be a string path, e.g. "data/cifar10"')
                     continue
                 args["root"] = arg.value.value
             else:
@@ -198,7 +207,9 @@ class _Checker:
         if root is None and info["needs_root"]:
             root = f"data/{data.name}"
         if root is not None and not os.path.isabs(root):
-            base = Path(self.file).parent if self.file and not self.file.startswith("<") else Path(".")
+            base = (
+                Path(self.file).parent if self.file and not self.file.startswith("<") else Path(".")
+            )
             root = str((base / root).resolve())
         return ir.DataIR(
             name=data.name,
@@ -222,7 +233,11 @@ class _Checker:
             a = spec.arg(arg.key)
             if a is None:
                 known = [x.name for x in spec.args]
-                extra = f"; {call.name} takes {', '.join(known)}" if known else f"; {call.name} takes no arguments"
+                extra = (
+                    f"; {call.name} takes {', '.join(known)}"
+                    if known
+                    else f"; {call.name} takes no arguments"
+                )
                 hint = did_you_mean(arg.key, known)
                 self.error(arg.span, f"unknown argument '{arg.key}' of {call.name}{extra}", hint)
                 ok = False
@@ -323,7 +338,10 @@ class _Checker:
                     out.append(got)
             elif call.name in defs:
                 if call.name in stack:
-                    self.error(call.span, f"op '{op.name}' uses itself through {' -> '.join(stack + [call.name])}")
+                    self.error(
+                        call.span,
+                        f"op '{op.name}' uses itself through {' -> '.join(stack + [call.name])}",
+                    )
                     return None
                 if call.args:
                     self.error(call.span, f"'{call.name}' is a composite op and takes no arguments")
@@ -389,13 +407,17 @@ class _Checker:
                 ok = False
                 continue
             if op.kind in NETWORK_KINDS:
-                self.error(ref.span, f"'{ref.name}' ({op.kind}) cannot be a candidate on a cell edge")
+                self.error(
+                    ref.span, f"'{ref.name}' ({op.kind}) cannot be a candidate on a cell edge"
+                )
                 ok = False
                 continue
             ops.append(op)
         kinds = {op.kind for op in ops} & {"up", "down"}
         if len(kinds) > 1:
-            self.error(choice.span, f"choice '{choice.name}' mixes up-sampling and down-sampling ops")
+            self.error(
+                choice.span, f"choice '{choice.name}' mixes up-sampling and down-sampling ops"
+            )
             ok = False
         if len(choice.options) < 1:
             ok = False
@@ -409,14 +431,18 @@ class _Checker:
         ok = True
         if len(cell.outputs) != 1:
             if not cell.outputs:
-                self.error(cell.name_span, f"cell {cell.name} has no `output` line", "add e.g. output 4")
+                self.error(
+                    cell.name_span, f"cell {cell.name} has no `output` line", "add e.g. output 4"
+                )
             else:
                 self.error(cell.outputs[1].span, f"cell {cell.name} has more than one `output`")
             self.bad_names.add(cell.name)
             return
         out = cell.outputs[0].node
         if out < 1:
-            self.error(cell.outputs[0].span, "the output node must be a node after the input node 0")
+            self.error(
+                cell.outputs[0].span, "the output node must be a node after the input node 0"
+            )
             self.bad_names.add(cell.name)
             return
         edges: list[ir.EdgeIR] = []
@@ -474,10 +500,11 @@ class _Checker:
         for e in sorted(edges, key=lambda e: -e.src):
             if e.dst in reaches:
                 reaches.add(e.src)
-        for node in range(0, out):
+        for node in range(out):
             if node not in reaches:
                 self.error(
-                    cell.name_span, f"node {node} of cell {cell.name} has no path to the output node {out}"
+                    cell.name_span,
+                    f"node {node} of cell {cell.name} has no path to the output node {out}",
                 )
                 ok = False
         scale = self.static_scales(cell, edges)
@@ -549,7 +576,11 @@ class _Checker:
             self.error(extra.span, f"{net.role} {net.name} has more than one `{extra.kind}`")
             ok = False
         if not heads:
-            self.error(net.name_span, f"{net.role} {net.name} has no `head`", "add e.g. head bn, relu, conv(k: 3, out: image), tanh")
+            self.error(
+                net.name_span,
+                f"{net.role} {net.name} has no `head`",
+                "add e.g. head bn, relu, conv(k: 3, out: image), tanh",
+            )
             ok = False
         is_g = net.role == "generator"
         channels = self.latent.dim if is_g and self.latent else image_channels
@@ -573,14 +604,20 @@ class _Checker:
                 prim, kind = got
                 if kind == "latent":
                     if not is_g or i != 0:
-                        self.error(call.span, "`project` maps the latent vector: only first in a generator's stem")
+                        self.error(
+                            call.span,
+                            "`project` maps the latent vector: only first in a generator's stem",
+                        )
                         ok = False
                         continue
                     start_size = prim.get("size")
                     split = prim.get("split")
                     channels = first_width or channels
                     if latent_dim % split:
-                        self.error(call.span, f"latent {latent_dim} cannot be split into {split} equal chunks")
+                        self.error(
+                            call.span,
+                            f"latent {latent_dim} cannot be split into {split} equal chunks",
+                        )
                         ok = False
                 elif kind in ("global", "vector", "resize"):
                     self.error(call.span, f"`{call.name}` cannot be used in a stem")
@@ -613,7 +650,11 @@ class _Checker:
             width = None
             for a in c.args:
                 if a.key != "channels":
-                    self.error(a.span, f"unknown argument '{a.key}' of cells", did_you_mean(a.key or "", ["channels"]))
+                    self.error(
+                        a.span,
+                        f"unknown argument '{a.key}' of cells",
+                        did_you_mean(a.key or "", ["channels"]),
+                    )
                     ok = False
                     continue
                 width = self.int_value(a.value, "channels", 1)
@@ -634,7 +675,10 @@ class _Checker:
             scale = self.cell_scales.get(cell.name)
             if is_g:
                 if scale is None:
-                    self.error(c.cell.span, f"cell {cell.name}'s resolution change depends on the genome; a generator's cells must fix it")
+                    self.error(
+                        c.cell.span,
+                        f"cell {cell.name}'s resolution change depends on the genome; a generator's cells must fix it",
+                    )
                     ok = False
                 else:
                     total_scale += scale * c.repeat
@@ -652,7 +696,10 @@ class _Checker:
                 )
                 ok = False
             if split > 1 and split > len(instances):
-                self.error(stems[0].ops[0].span, f"split {split} needs at least {split} cells, generator {net.name} has {len(instances)}")
+                self.error(
+                    stems[0].ops[0].span,
+                    f"split {split} needs at least {split} cells, generator {net.name} has {len(instances)}",
+                )
                 ok = False
         link_irs: list[ir.LinkIR] = []
         for link in links if ok else ():
@@ -675,23 +722,37 @@ class _Checker:
                     ok = False
                     continue
                 if kind == "vector" and not vector:
-                    self.error(call.span, f"`{call.name}` works on vectors: put sum_pool or mean_pool before it")
+                    self.error(
+                        call.span,
+                        f"`{call.name}` works on vectors: put sum_pool or mean_pool before it",
+                    )
                     ok = False
                     continue
                 if kind == "global":
                     vector = True
                 elif vector and kind not in ("vector", "normal"):
-                    self.error(call.span, f"`{call.name}` needs a feature map, but the head already pooled it")
+                    self.error(
+                        call.span,
+                        f"`{call.name}` needs a feature map, but the head already pooled it",
+                    )
                     ok = False
                 out = prim.get("out")
                 if out is not None:
                     channels = image_channels if out == "image" else out
                 head_prims.append(prim)
             if ok and is_g and channels != image_channels:
-                self.error(heads[0].span, f"generator {net.name} must end with {image_channels} image channels", "end the head with conv(k: 3, out: image), tanh")
+                self.error(
+                    heads[0].span,
+                    f"generator {net.name} must end with {image_channels} image channels",
+                    "end the head with conv(k: 3, out: image), tanh",
+                )
                 ok = False
             if ok and not is_g and (not vector or channels != 1):
-                self.error(heads[0].span, f"discriminator {net.name} must end with one score per image", "end the head with sum_pool, linear(out: 1)")
+                self.error(
+                    heads[0].span,
+                    f"discriminator {net.name} must end with one score per image",
+                    "end the head with sum_pool, linear(out: 1)",
+                )
                 ok = False
         if not ok:
             self.bad_names.add(net.name)
@@ -716,21 +777,33 @@ class _Checker:
         elif call.name in self.ops and not call.args:
             op = self.ops[call.name]
             if len(op.parts) != 1:
-                self.error(call.span, f"write the parts of '{call.name}' out here: stems and heads take primitives")
+                self.error(
+                    call.span,
+                    f"write the parts of '{call.name}' out here: stems and heads take primitives",
+                )
                 return None
             got = (op.parts[0], op.kind)
         else:
-            self.unknown(call.span, "primitive", call.name, PRIMITIVES, f" in {net.role} {net.name}")
+            self.unknown(
+                call.span, "primitive", call.name, PRIMITIVES, f" in {net.role} {net.name}"
+            )
             return None
         if got is not None:
             self.check_kind_for_role(got[1], call.name, net.role, net.name, call.span)
         return got
 
-    def check_kind_for_role(self, kind: str, name: str, role: str, net: str, span: ast.Span) -> None:
+    def check_kind_for_role(
+        self, kind: str, name: str, role: str, net: str, span: ast.Span
+    ) -> None:
         if role == "generator" and kind == "down":
-            self.error(span, f"'{name}' down-samples, in generator {net}: generators only up-sample")
+            self.error(
+                span, f"'{name}' down-samples, in generator {net}: generators only up-sample"
+            )
         if role == "discriminator" and kind == "up":
-            self.error(span, f"'{name}' up-samples, in discriminator {net}: discriminators only down-sample")
+            self.error(
+                span,
+                f"'{name}' up-samples, in discriminator {net}: discriminators only down-sample",
+            )
 
     def check_cell_role(self, cell: ir.CellIR, net: ast.NetworkDef, span: ast.Span) -> bool:
         for e in cell.edges:
@@ -761,7 +834,10 @@ class _Checker:
         for c, node in ((link.src_cell, link.src_node), (link.dst_cell, link.dst_node)):
             cell = cells[c - 1].cell
             if not 0 <= node < cell.num_nodes:
-                self.error(link.span, f"node {node} does not exist in cell {c} ({cell.name} has nodes 0..{cell.output})")
+                self.error(
+                    link.span,
+                    f"node {node} does not exist in cell {c} ({cell.name} has nodes 0..{cell.output})",
+                )
                 return None
         if link.dst_node == 0:
             self.error(link.span, "a link feeds a node inside the cell, not its input node 0")
@@ -770,7 +846,10 @@ class _Checker:
         if op is None:
             return None
         if op.kind not in ("resize", "normal"):
-            self.error(link.op.span, f"link op '{op.name}' must keep or resize the resolution (use resize(mode: ...))")
+            self.error(
+                link.op.span,
+                f"link op '{op.name}' must keep or resize the resolution (use resize(mode: ...))",
+            )
             return None
         return ir.LinkIR(link.src_cell, link.src_node, link.dst_cell, link.dst_node, op, link.span)
 
@@ -778,7 +857,10 @@ class _Checker:
         base = self.networks.get(fx.base.name)
         if base is None:
             if fx.base.name in self.fixed:
-                self.error(fx.base.span, f"'{fx.base.name}' is itself fixed; name the searchable network it comes from")
+                self.error(
+                    fx.base.span,
+                    f"'{fx.base.name}' is itself fixed; name the searchable network it comes from",
+                )
             elif fx.base.name not in self.bad_names:
                 self.unknown(fx.base.span, "network", fx.base.name, self.networks)
             self.bad_names.add(fx.name)
@@ -789,7 +871,9 @@ class _Checker:
             return
         space = GenomeSpace(base, self.input_resolution(base))
         if not space.genes:
-            self.error(fx.base.span, f"{base.role} {base.name} has no searchable edge: use it directly")
+            self.error(
+                fx.base.span, f"{base.role} {base.name} has no searchable edge: use it directly"
+            )
             self.bad_names.add(fx.name)
             return
         try:
@@ -800,10 +884,14 @@ class _Checker:
             return
         problem = space.problem(genome)
         if problem is not None:
-            self.error(fx.genome.span, f"genome of {fx.name} is not a valid architecture: {problem}")
+            self.error(
+                fx.genome.span, f"genome of {fx.name} is not a valid architecture: {problem}"
+            )
             self.bad_names.add(fx.name)
             return
-        self.fixed[fx.name] = ir.FixedNetworkIR(fx.name, fx.role, base.name, genome.choices, fx.span)
+        self.fixed[fx.name] = ir.FixedNetworkIR(
+            fx.name, fx.role, base.name, genome.choices, fx.span
+        )
 
     def input_resolution(self, net: ir.NetworkIR) -> int | None:
         """The resolution entering the first cell."""
@@ -839,10 +927,16 @@ class _Checker:
                 return True, value.name
             shown = value.name if isinstance(value, ast.NameRef) else "this value"
             hint = did_you_mean(shown, key.choices) if isinstance(value, ast.NameRef) else None
-            self.error(value.span, f"{what} must be one of {', '.join(key.choices)}, not {shown}", hint)
+            self.error(
+                value.span, f"{what} must be one of {', '.join(key.choices)}, not {shown}", hint
+            )
             return False, None
         if t in ("pair", "int_pair"):
-            one = self.int_value if t == "int_pair" else (lambda v, w, m: self.float_value(v, w, m, None))
+            one = (
+                self.int_value
+                if t == "int_pair"
+                else (lambda v, w, m: self.float_value(v, w, m, None))
+            )
             if isinstance(value, ast.Record):
                 out: dict[str, Any] = {}
                 good = True
@@ -885,7 +979,12 @@ class _Checker:
 
     def reference(self, value: ast.Value, t: str, what: str) -> tuple[bool, Any]:
         if isinstance(value, ast.Call) and t == "source":
-            if value.name != "best" or len(value.args) != 1 or value.args[0].key is not None or not isinstance(value.args[0].value, ast.NameRef):
+            if (
+                value.name != "best"
+                or len(value.args) != 1
+                or value.args[0].key is not None
+                or not isinstance(value.args[0].value, ast.NameRef)
+            ):
                 self.error(value.span, f"{what} must be a network or best(STAGE)")
                 return False, None
             return True, ir.Best(value.args[0].value.name)
@@ -913,7 +1012,9 @@ class _Checker:
         for s in settings_:
             key = table.get(s.key)
             if key is None:
-                self.error(s.key_span, f"unknown setting '{s.key}' in {where}", did_you_mean(s.key, table))
+                self.error(
+                    s.key_span, f"unknown setting '{s.key}' in {where}", did_you_mean(s.key, table)
+                )
                 continue
             if s.key in out:
                 self.error(s.key_span, f"setting '{s.key}' is given twice in {where}")
@@ -944,7 +1045,10 @@ class _Checker:
             return
         if pop % 2:
             s = next(s for s in block.settings if s.key == "population")
-            self.error(s.value.span, f"population must be an even number ≥ 4 (P/2 parents are kept), not {pop}")
+            self.error(
+                s.value.span,
+                f"population must be an even number ≥ 4 (P/2 parents are kept), not {pop}",
+            )
 
     def check_objectives(self, blocks: list[ast.Block]) -> tuple[tuple[str, str], ...]:
         block = next((b for b in blocks if b.kind == "objectives"), None)
@@ -953,7 +1057,11 @@ class _Checker:
         out: list[tuple[str, str]] = []
         for s in block.settings:
             if s.key not in settings.OBJECTIVES:
-                self.error(s.key_span, f"unknown objective '{s.key}'", did_you_mean(s.key, settings.OBJECTIVES))
+                self.error(
+                    s.key_span,
+                    f"unknown objective '{s.key}'",
+                    did_you_mean(s.key, settings.OBJECTIVES),
+                )
                 continue
             if any(k == s.key for k, _ in out):
                 self.error(s.key_span, f"objective '{s.key}' is given twice")
@@ -963,7 +1071,11 @@ class _Checker:
                 continue
             out.append((s.key, s.value.name))
         if not out and not self.errors:
-            self.error(block.span, "the objectives block names no objective", "e.g. objectives { fid: min, is: max }")
+            self.error(
+                block.span,
+                "the objectives block names no objective",
+                "e.g. objectives { fid: min, is: max }",
+            )
         return tuple(out)
 
     # ---------------------------------------------------------------------------- stages
@@ -1001,7 +1113,9 @@ class _Checker:
         s = next((s for s in st.settings if s.key == key), None)
         return s.value.span if s else st.name_span
 
-    def check_stage_refs(self, st: ast.Stage, kind: str, v: dict[str, Any], seen: dict[str, str]) -> bool:
+    def check_stage_refs(
+        self, st: ast.Stage, kind: str, v: dict[str, Any], seen: dict[str, str]
+    ) -> bool:
         ok = True
         for key, value in v.items():
             if isinstance(value, ir.Best):
@@ -1012,12 +1126,18 @@ class _Checker:
                 elif value.stage not in seen:
                     later = value.stage in {s.name for s in self.spec.of_type(ast.Stage)}  # type: ignore[attr-defined]
                     if later:
-                        self.error(span, f"stage {value.stage} runs after stage {st.name}; best() can only name an earlier stage")
+                        self.error(
+                            span,
+                            f"stage {value.stage} runs after stage {st.name}; best() can only name an earlier stage",
+                        )
                     else:
                         self.unknown(span, "stage", value.stage, seen)
                     ok = False
                 elif seen[value.stage] != "search":
-                    self.error(span, f"best({value.stage}): stage {value.stage} is a train stage, it searches nothing")
+                    self.error(
+                        span,
+                        f"best({value.stage}): stage {value.stage} is a train stage, it searches nothing",
+                    )
                     ok = False
         if kind == "search":
             net = v.get("network")
@@ -1026,30 +1146,56 @@ class _Checker:
                 if name is _BAD or name is None:
                     continue
                 if name not in self.networks:
-                    self.error(self.stage_setting_span(st, "network"), f"stage {st.name} searches '{name}', which is not a searchable network (it is fixed or has no searchable edge)")
+                    self.error(
+                        self.stage_setting_span(st, "network"),
+                        f"stage {st.name} searches '{name}', which is not a searchable network (it is fixed or has no searchable edge)",
+                    )
                     ok = False
                 elif not self.networks[name].searchable_edges:
-                    self.error(self.stage_setting_span(st, "network"), f"network {name} has no searchable edge")
+                    self.error(
+                        self.stage_setting_span(st, "network"),
+                        f"network {name} has no searchable edge",
+                    )
                     ok = False
             if isinstance(net, tuple):
                 roles = sorted(self.roles.get(n, "") for n in net if isinstance(n, str))
                 if roles != ["discriminator", "generator"]:
-                    self.error(self.stage_setting_span(st, "network"), "a coupled search takes one generator and one discriminator, e.g. network: (G, D)")
+                    self.error(
+                        self.stage_setting_span(st, "network"),
+                        "a coupled search takes one generator and one discriminator, e.g. network: (G, D)",
+                    )
                     ok = False
                 if v.get("pairing") not in (None, "coupled"):
-                    self.error(self.stage_setting_span(st, "pairing"), "searching two networks at once is the coupled pairing")
+                    self.error(
+                        self.stage_setting_span(st, "pairing"),
+                        "searching two networks at once is the coupled pairing",
+                    )
                     ok = False
                 v["pairing"] = "coupled"
             elif net and net is not _BAD:
                 if v.get("against") is not None and v.get("with") is not None:
-                    self.error(st.name_span, f"stage {st.name} gives both `against` and `with`; keep one")
+                    self.error(
+                        st.name_span, f"stage {st.name} gives both `against` and `with`; keep one"
+                    )
                     ok = False
                 opponent = v.get("against") or v.get("with")
                 if opponent is None:
-                    self.error(st.name_span, f"stage {st.name} needs an opponent", "add against: NETWORK or with: best(STAGE)")
+                    self.error(
+                        st.name_span,
+                        f"stage {st.name} needs an opponent",
+                        "add against: NETWORK or with: best(STAGE)",
+                    )
                     ok = False
-                elif isinstance(opponent, str) and opponent in self.roles and net in self.roles and self.roles[opponent] == self.roles[net]:
-                    self.error(self.stage_setting_span(st, "against" if v.get("against") else "with"), f"{opponent} is a {self.roles[opponent]}, like {net}: the opponent must be the other role")
+                elif (
+                    isinstance(opponent, str)
+                    and opponent in self.roles
+                    and net in self.roles
+                    and self.roles[opponent] == self.roles[net]
+                ):
+                    self.error(
+                        self.stage_setting_span(st, "against" if v.get("against") else "with"),
+                        f"{opponent} is a {self.roles[opponent]}, like {net}: the opponent must be the other role",
+                    )
                     ok = False
                 if v.get("pairing") is None and net in self.roles:
                     v["pairing"] = "many_to_one" if self.roles[net] == "generator" else "one_to_one"
@@ -1057,7 +1203,10 @@ class _Checker:
             for key, role in (("g", "generator"), ("d", "discriminator")):
                 value = v.get(key)
                 if isinstance(value, str) and value in self.roles and self.roles[value] != role:
-                    self.error(self.stage_setting_span(st, key), f"{key}: {value} is a {self.roles[value]}, not a {role}")
+                    self.error(
+                        self.stage_setting_span(st, key),
+                        f"{key}: {value} is a {self.roles[value]}, not a {role}",
+                    )
                     ok = False
         return ok
 

@@ -100,7 +100,9 @@ class GenomeSpace:
                     f"genome is for network '{name.strip()}', not '{self.network.name}'"
                 )
         cells = [c for c in text.split("|")]
-        expected = [sum(1 for p, _ in self.genes if p == pos) for pos in self.network.searchable_cells]
+        expected = [
+            sum(1 for p, _ in self.genes if p == pos) for pos in self.network.searchable_cells
+        ]
         if len(cells) != len(expected):
             raise GenomeError(
                 f"genome has {len(cells)} cell group(s) separated by '|', network "
@@ -206,11 +208,16 @@ class GenomeSpace:
                 genes = [g for g, (p, _) in enumerate(self.genes) if p == pos]
                 for _ in range(MAX_TRIES):
                     part = [rng.randrange(len(self.candidates[g])) for g in genes]
-                    trial = Genome(self.network.name, tuple(choices + part + [0] * (len(self.genes) - len(choices) - len(part))))
+                    trial = Genome(
+                        self.network.name,
+                        tuple(choices + part + [0] * (len(self.genes) - len(choices) - len(part))),
+                    )
                     if cell_problem(self.network.cells[pos].cell, self.ops(trial, pos)) is None:
                         break
                 else:
-                    raise GenomeError(f"cell {pos + 1} of '{self.network.name}' has no valid assignment")
+                    raise GenomeError(
+                        f"cell {pos + 1} of '{self.network.name}' has no valid assignment"
+                    )
                 choices.extend(part)
             genome = Genome(self.network.name, tuple(choices))
             if self.is_valid(genome):

@@ -176,7 +176,9 @@ class DataIR:
 class StageIR:
     name: str
     kind: str  # "search" | "train"
-    settings: Mapping[str, Any]  # every setting resolved: the stage's own, then the blocks', then defaults
+    settings: Mapping[
+        str, Any
+    ]  # every setting resolved: the stage's own, then the blocks', then defaults
     span: Span = NO_SPAN
 
 
@@ -190,7 +192,9 @@ class Program:
     networks: Mapping[str, NetworkIR]
     fixed: Mapping[str, FixedNetworkIR]
     objectives: tuple[tuple[str, str], ...]  # (fid|is|params, min|max)
-    blocks: Mapping[str, Mapping[str, Any]]  # evolution, train, evaluate, run: resolved with defaults
+    blocks: Mapping[
+        str, Mapping[str, Any]
+    ]  # evolution, train, evaluate, run: resolved with defaults
     stages: tuple[StageIR, ...]
     ops: Mapping[str, Op] = field(default_factory=lambda: MappingProxyType({}))
     choices: Mapping[str, tuple[Op, ...]] = field(default_factory=lambda: MappingProxyType({}))

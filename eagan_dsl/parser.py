@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .diagnostics import Diagnostic, SpecError
@@ -52,7 +52,9 @@ class _Build(Transformer[Token, ast.Spec]):
 
     def start(self, meta: Any, children: list[Any]) -> ast.Spec:
         name, *items = children
-        return ast.Spec(span=_span(meta), name=str(name), name_span=_tspan(name), items=tuple(items))
+        return ast.Spec(
+            span=_span(meta), name=str(name), name_span=_tspan(name), items=tuple(items)
+        )
 
     # values -------------------------------------------------------------------------------
     def number(self, meta: Any, children: list[Token]) -> ast.Number:
@@ -144,7 +146,11 @@ class _Build(Transformer[Token, ast.Spec]):
     def network_def(self, meta: Any, children: list[Any]) -> ast.NetworkDef:
         role, name, *body = children
         return ast.NetworkDef(
-            span=_span(meta), role=_role(role), name=str(name), name_span=_tspan(name), body=tuple(body)
+            span=_span(meta),
+            role=_role(role),
+            name=str(name),
+            name_span=_tspan(name),
+            body=tuple(body),
         )
 
     def stem(self, meta: Any, children: list[Any]) -> ast.Stem:
@@ -275,7 +281,9 @@ def _syntax_error(text: str, file: str, err: UnexpectedInput) -> Diagnostic:
     if at_end:
         lines = text.splitlines() or [""]
         last = len(lines)
-        span = ast.Span(line=last, column=len(lines[-1]) + 1, end_line=last, end_column=len(lines[-1]) + 2)
+        span = ast.Span(
+            line=last, column=len(lines[-1]) + 1, end_line=last, end_column=len(lines[-1]) + 2
+        )
         open_ = _unclosed_brace(text)
         if open_ is not None and "RBRACE" in expected:
             what, where = open_
@@ -284,7 +292,11 @@ def _syntax_error(text: str, file: str, err: UnexpectedInput) -> Diagnostic:
             )
         return Diagnostic(f"unexpected end of file; expected {_expected(expected)}", span, file)
     assert token is not None
-    end = (token.end_column or column + 1) if token.end_line == token.line else column + len(str(token))
+    end = (
+        (token.end_column or column + 1)
+        if token.end_line == token.line
+        else column + len(str(token))
+    )
     span = ast.Span(line=line, column=column, end_line=line, end_column=end)
     shown = str(token)
     return Diagnostic(f"unexpected '{shown}'; expected {_expected(expected)}", span, file)
@@ -306,7 +318,13 @@ def parse_file(path: str | Path) -> ast.Spec:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(
-            [Diagnostic("no such file; check the path", ast.Span(line=0, column=0, end_line=0, end_column=0), str(path))]
+            [
+                Diagnostic(
+                    "no such file; check the path",
+                    ast.Span(line=0, column=0, end_line=0, end_column=0),
+                    str(path),
+                )
+            ]
         ) from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(

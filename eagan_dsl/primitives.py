@@ -105,8 +105,12 @@ PRIMITIVES: dict[str, PrimitiveSpec] = {
             (ArgSpec("mode", "mode", "nearest", "nearest or bilinear"),),
             "interpolate to the destination node's resolution (links only)",
         ),
-        PrimitiveSpec("avgpool", "down", (ArgSpec("k", "int", 2, "window = stride", 2),), "average pooling"),
-        PrimitiveSpec("maxpool", "down", (ArgSpec("k", "int", 2, "window = stride", 2),), "max pooling"),
+        PrimitiveSpec(
+            "avgpool", "down", (ArgSpec("k", "int", 2, "window = stride", 2),), "average pooling"
+        ),
+        PrimitiveSpec(
+            "maxpool", "down", (ArgSpec("k", "int", 2, "window = stride", 2),), "max pooling"
+        ),
         PrimitiveSpec("bn", "normal", (), "batch normalisation"),
         PrimitiveSpec("relu", "normal", (), "ReLU"),
         PrimitiveSpec(

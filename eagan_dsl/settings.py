@@ -75,9 +75,21 @@ EVOLUTION = (
 TRAIN = (
     _k("loss", "enum", "hinge", "GAN loss (paper §5.1: hinge)", choices=("hinge",)),
     _k("optimizer", "enum", "adam", "optimizer (paper §5.1: Adam)", choices=("adam",)),
-    _k("lr", "pair", {"g": 2e-4, "d": 2e-4}, "learning rate, or (g: x, d: y) (paper §5.1)", minimum=0),
+    _k(
+        "lr",
+        "pair",
+        {"g": 2e-4, "d": 2e-4},
+        "learning rate, or (g: x, d: y) (paper §5.1)",
+        minimum=0,
+    ),
     _k("betas", "betas", (0.0, 0.9), "Adam betas (released code; paper silent)"),
-    _k("batch", "int_pair", {"g": 80, "d": 40}, "batch size, or (g: n, d: m) (released code)", minimum=1),
+    _k(
+        "batch",
+        "int_pair",
+        {"g": 80, "d": 40},
+        "batch size, or (g: n, d: m) (released code)",
+        minimum=1,
+    ),
     _k("n_critic", "int", 1, "D steps per G step (released code)", minimum=1),
     _k("ema", "optional_float", None, "EMA decay of G's weights, or off", minimum=0, maximum=1),
     _k("grad_clip", "optional_float", None, "gradient-norm clip for G and D, or off", minimum=0),
@@ -94,7 +106,12 @@ EVALUATE = (
         choices=("auto", "inception", "lenet"),
     ),
     _k("splits", "int", 10, "IS splits (the original IS code: 10)", minimum=1),
-    _k("stats", "string", None, "real-data statistics (.npz with mu, sigma), or off to compute them"),
+    _k(
+        "stats",
+        "string",
+        None,
+        "real-data statistics (.npz with mu, sigma), or off to compute them",
+    ),
     _k("eval_batch", "int", 100, "evaluation batch size (the original code: 100)", minimum=1),
     _k(
         "recalibrate_bn",
@@ -115,12 +132,24 @@ EVALUATE = (
 
 RUN = (
     _k("seed", "int", 0, "seed of every random generator", minimum=0),
-    _k("checkpoint_every", "int", 5, "checkpoint every N epochs of warm-up and fully-train", minimum=1),
+    _k(
+        "checkpoint_every",
+        "int",
+        5,
+        "checkpoint every N epochs of warm-up and fully-train",
+        minimum=1,
+    ),
     _k("device", "enum", "auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda")),
 )
 
 SEARCH_STAGE = (
-    _k("network", "networks", None, "the network searched (a tuple of two for coupled search)", required=True),
+    _k(
+        "network",
+        "networks",
+        None,
+        "the network searched (a tuple of two for coupled search)",
+        required=True,
+    ),
     _k("against", "network", None, "a fixed opponent network (paper §4.1: stage 1's fixed D)"),
     _k("with", "source", None, "the opponent: best(stage) or a network (paper §4.2: copies of G*)"),
     _k(
@@ -130,7 +159,12 @@ SEARCH_STAGE = (
         "many_to_one (paper §4.1), one_to_one (§4.2) or coupled (§5.3 ablation); default by role",
         choices=("many_to_one", "one_to_one", "coupled"),
     ),
-    _k("weight_reset", "bool", True, "copy the best G into all P generators after each round (§4.2)"),
+    _k(
+        "weight_reset",
+        "bool",
+        True,
+        "copy the best G into all P generators after each round (§4.2)",
+    ),
     _k("warmup", "int", 50, "warm-up epochs before the first round (paper §5.1)", minimum=0),
 )
 

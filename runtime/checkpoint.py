@@ -81,7 +81,10 @@ def save(folder: Path, state: dict[str, Any], meta: dict[str, Any]) -> Path:
     try:
         _write_atomic(pt, lambda f: torch.save(state, f))
         record = {**meta, "seq": seq, "file": pt.name, "sha256": _sha256(pt)}
-        _write_atomic(folder / f"ckpt-{seq:06d}.json", lambda f: f.write(json.dumps(record, indent=2).encode()))
+        _write_atomic(
+            folder / f"ckpt-{seq:06d}.json",
+            lambda f: f.write(json.dumps(record, indent=2).encode()),
+        )
     except OSError as err:
         pt.unlink(missing_ok=True)
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -109,11 +112,20 @@ def load_latest(folder: Path) -> Loaded:
             if _sha256(pt) != meta["sha256"]:
                 raise ValueError(f"{pt.name} does not match its checksum (truncated or corrupted)")
             state = torch.load(pt, map_location="cpu", weights_only=True)
-        except (OSError, ValueError, RuntimeError, KeyError, EOFError, pickle.UnpicklingError) as err:
+        except (
+            OSError,
+            ValueError,
+            RuntimeError,
+            KeyError,
+            EOFError,
+            pickle.UnpicklingError,
+        ) as err:
             # any unreadable checkpoint: fall back to the previous one
             skipped.append(f"checkpoint {seq}: {err}")
             continue
         return Loaded(state, meta, pt, tuple(skipped))
     if skipped:
         raise CheckpointError(f"no intact checkpoint in {folder}: " + "; ".join(skipped))
-    raise CheckpointError(f"no checkpoint in {folder} yet: the run stopped before its first one; start it again")
+    raise CheckpointError(
+        f"no checkpoint in {folder} yet: the run stopped before its first one; start it again"
+    )

@@ -54,15 +54,33 @@ def _guarded(fn: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def run_command(
-    spec: Annotated[Path | None, typer.Argument(help="the .eagan spec to run (optional with --resume)")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="run directory (default runs/<spec name>)")] = None,
+    spec: Annotated[
+        Path | None, typer.Argument(help="the .eagan spec to run (optional with --resume)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="run directory (default runs/<spec name>)")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="shrink rounds, epochs and images: a smoke test")] = False,
-    resume: Annotated[Path | None, typer.Option("--resume", help="continue the run in this directory")] = None,
-    force: Annotated[bool, typer.Option("--force", help="reuse a non-empty output directory; resume with a changed spec")] = False,
-    inception_weights: Annotated[str | None, typer.Option(help="path of pt_inception-2015-12-05-6726825d.pth")] = None,
-    nproc: Annotated[int, typer.Option("--nproc", help="processes on this machine (launches torchrun; one per GPU)")] = 1,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="shrink rounds, epochs and images: a smoke test")
+    ] = False,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="continue the run in this directory")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="reuse a non-empty output directory; resume with a changed spec"
+        ),
+    ] = False,
+    inception_weights: Annotated[
+        str | None, typer.Option(help="path of pt_inception-2015-12-05-6726825d.pth")
+    ] = None,
+    nproc: Annotated[
+        int,
+        typer.Option("--nproc", help="processes on this machine (launches torchrun; one per GPU)"),
+    ] = 1,
 ) -> None:
     """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export.
     Ctrl-C saves a checkpoint and exits 130; `--resume DIR` continues from it."""
@@ -82,14 +100,28 @@ def run_command(
         _fail("give a SPEC to run, or --resume DIR to continue a run")
     try:
         if resume is not None:
-            _guarded(runner.resume, resume, spec, device=None if device == "auto" else device, force=force,
-                     inception_weights=inception_weights)
+            _guarded(
+                runner.resume,
+                resume,
+                spec,
+                device=None if device == "auto" else device,
+                force=force,
+                inception_weights=inception_weights,
+            )
             target = resume
         else:
             assert spec is not None
             target = out or Path("runs") / spec.stem
-            _guarded(runner.run, spec, target, device=device, seed=seed, quick=quick, force=force,
-                     inception_weights=inception_weights)
+            _guarded(
+                runner.run,
+                spec,
+                target,
+                device=device,
+                seed=seed,
+                quick=quick,
+                force=force,
+                inception_weights=inception_weights,
+            )
     except Interrupted:
         raise typer.Exit(130) from None
     except CheckpointError as err:
@@ -112,16 +144,30 @@ def _torchrun(nproc: int) -> int:
             skip = True
         elif not arg.startswith("--nproc="):
             args.append(arg)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-           "-m", "runtime.cli", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "runtime.cli",
+        *args,
+    ]
     typer.echo("launching: " + " ".join(cmd[1:]), err=True)
     return subprocess.run(cmd, check=False).returncode
 
 
 def train_command(
-    spec: Annotated[Path, typer.Argument(help="the .eagan spec (data, train and evaluate settings)")],
-    g: Annotated[str, typer.Option("--g", help="generator: a fixed network name or a genome string")],
-    d: Annotated[str, typer.Option("--d", help="discriminator: a fixed network name or a genome string")],
+    spec: Annotated[
+        Path, typer.Argument(help="the .eagan spec (data, train and evaluate settings)")
+    ],
+    g: Annotated[
+        str, typer.Option("--g", help="generator: a fixed network name or a genome string")
+    ],
+    d: Annotated[
+        str, typer.Option("--d", help="discriminator: a fixed network name or a genome string")
+    ],
     out: Annotated[Path | None, typer.Option("--out", help="run directory")] = None,
     epochs: Annotated[int | None, typer.Option(help="override the fully-train epochs")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
@@ -148,9 +194,13 @@ def train_command(
             settings["epochs"] = epochs
         from eagan_dsl.ir import StageIR
 
-        train_stage = StageIR(stage.name if stage else "fully_train", "train", MappingProxyType(settings))
+        train_stage = StageIR(
+            stage.name if stage else "fully_train", "train", MappingProxyType(settings)
+        )
         only = dataclasses.replace(program, stages=(train_stage,))
-        return runner.run_program(only, spec, out or Path("runs") / f"{spec.stem}-train", device, seed, force)
+        return runner.run_program(
+            only, spec, out or Path("runs") / f"{spec.stem}-train", device, seed, force
+        )
 
     _guarded(go)
 
@@ -161,7 +211,9 @@ def load_exported(directory: Path, role: str = "generator") -> Any:
 
     source = directory / f"{role}.py"
     if not source.is_file():
-        raise FileNotFoundError(f"{source} not found: expected an exported {role} (eagan export / a run's final/)")
+        raise FileNotFoundError(
+            f"{source} not found: expected an exported {role} (eagan export / a run's final/)"
+        )
     spec = importlib.util.spec_from_file_location(f"_eagan_exported_{role}", source)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -181,7 +233,9 @@ def load_exported(directory: Path, role: str = "generator") -> Any:
 
 
 def sample_command(
-    run_dir: Annotated[Path, typer.Argument(help="a run directory (or a folder with an exported generator.py)")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="a run directory (or a folder with an exported generator.py)")
+    ],
     n: Annotated[int, typer.Option("-n", help="number of images")] = 64,
     out: Annotated[Path, typer.Option("--out", help="PNG file to write")] = Path("samples.png"),
     seed: Annotated[int, typer.Option(help="seed of the latent vectors")] = 0,

@@ -57,8 +57,13 @@ def _resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
         return x
     out = []
     for chunk in x.split(1024):
-        y = F.interpolate(chunk.float(), size=(resolution, resolution), mode="bilinear",
-                          align_corners=False, antialias=True)
+        y = F.interpolate(
+            chunk.float(),
+            size=(resolution, resolution),
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )
         out.append(y.round_().clamp_(0, 255).to(torch.uint8))
     return torch.cat(out)
 
@@ -67,15 +72,17 @@ class _SafeUnpickler(pickle.Unpickler):
     """CIFAR-10's python batches are pickles; allow only what they contain (numpy arrays, dicts,
     lists, bytes), so a tampered file cannot run code."""
 
-    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.numeric", "_frombuffer"),  # numpy arrays pickled with protocol 5
-        ("numpy._core.numeric", "_frombuffer"),
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("_codecs", "encode"),
-    })
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset(
+        {
+            ("numpy.core.multiarray", "_reconstruct"),
+            ("numpy._core.multiarray", "_reconstruct"),
+            ("numpy.core.numeric", "_frombuffer"),  # numpy arrays pickled with protocol 5
+            ("numpy._core.numeric", "_frombuffer"),
+            ("numpy", "ndarray"),
+            ("numpy", "dtype"),
+            ("_codecs", "encode"),
+        }
+    )
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self.ALLOWED:
@@ -91,7 +98,8 @@ def _cifar10(data: DataIR) -> torch.Tensor:
     missing = [f for f in files if not f.is_file()]
     if missing:
         raise _missing(
-            "cifar10", root,
+            "cifar10",
+            root,
             f"{missing[0]} is missing; extract cifar-10-python.tar.gz "
             "(https://www.cs.toronto.edu/~kriz/cifar.html) there so that it holds cifar-10-batches-py/",
         )
@@ -105,7 +113,9 @@ def _cifar10(data: DataIR) -> torch.Tensor:
             pixels = batch["data"] if "data" in batch else batch[b"data"]
             parts.append(np.asarray(pixels, dtype=np.uint8).reshape(-1, 3, 32, 32))
         except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as err:
-            raise DataError(f"{f} is not a CIFAR-10 python batch ({err}); download it again") from None
+            raise DataError(
+                f"{f} is not a CIFAR-10 python batch ({err}); download it again"
+            ) from None
     x = torch.from_numpy(np.concatenate(parts))
     return _resize_uint8(x, data.resolution)
 
@@ -120,12 +130,15 @@ def _stl10(data: DataIR) -> torch.Tensor:
         f = folder / name
         if not f.is_file():
             raise _missing(
-                "stl10", root,
+                "stl10",
+                root,
                 f"{f} is missing; extract stl10_binary.tar.gz (https://cs.stanford.edu/~acoates/stl10/) there",
             )
         raw = np.fromfile(f, dtype=np.uint8)
         if raw.size % (3 * 96 * 96):
-            raise DataError(f"{f} is truncated ({raw.size} bytes is not a whole number of 96×96 images)")
+            raise DataError(
+                f"{f} is truncated ({raw.size} bytes is not a whole number of 96×96 images)"
+            )
         # stored column-major per channel: (N, 3, 96, 96) with height and width swapped
         parts.append(raw.reshape(-1, 3, 96, 96).transpose(0, 1, 3, 2))
     x = torch.from_numpy(np.ascontiguousarray(np.concatenate(parts)))
@@ -138,7 +151,9 @@ def _imagefolder(data: DataIR) -> torch.Tensor:
     root = Path(data.root or "data/images")
     if not root.is_dir():
         raise _missing("imagefolder", root, "make it a folder of images (sub-folders allowed)")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"})
+    files = sorted(
+        p for p in root.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+    )
     if not files:
         raise DataError(f"no images (.png, .jpg, .jpeg, .bmp, .webp) under {root}")
     mode = "L" if data.channels == 1 else "RGB"

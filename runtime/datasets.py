@@ -92,6 +92,8 @@ def real_images(name: str, split: str, resolution: int, root: str | None = None)
         from eagan_dsl.ir import DataIR
         from runtime.data import load_training_data
 
-        data = DataIR(name=name, root=root or DEFAULT_ROOTS[name], resolution=resolution, channels=3)
+        data = DataIR(
+            name=name, root=root or DEFAULT_ROOTS[name], resolution=resolution, channels=3
+        )
         return load_training_data(data, torch.device("cpu")).images  # uint8, as Inception wants
     raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASET_SPLITS))}")

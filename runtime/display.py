@@ -31,17 +31,25 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def population_table(stage: str, round_: int, records: Sequence[Mapping[str, Any]], limit: int = 12) -> Table:
+def population_table(
+    stage: str, round_: int, records: Sequence[Mapping[str, Any]], limit: int = 12
+) -> Table:
     table = Table(title=f"{stage} · round {round_ + 1}", title_justify="left")
     for col in ("#", "rank", "IS", "FID", "params", "genome"):
         table.add_column(col, justify="right" if col != "genome" else "left", overflow="fold")
-    shown = sorted(range(len(records)), key=lambda i: (records[i].get("rank", 0), records[i]["fid"]))
+    shown = sorted(
+        range(len(records)), key=lambda i: (records[i].get("rank", 0), records[i]["fid"])
+    )
     for i in shown[:limit]:
         r = records[i]
         mark = "*" if r.get("best") else ("+" if r.get("selected") else "")
         table.add_row(
-            f"{i}{mark}", str(r.get("rank", "")), _fmt(r["is"]), _fmt(r["fid"]),
-            f"{r['params']:,}", str(r["genome"]).split(":", 1)[-1],
+            f"{i}{mark}",
+            str(r.get("rank", "")),
+            _fmt(r["is"]),
+            _fmt(r["fid"]),
+            f"{r['params']:,}",
+            str(r["genome"]).split(":", 1)[-1],
         )
     if len(records) > limit:
         table.caption = f"{len(records) - limit} more; * best, + kept, first front = rank 0"
@@ -72,7 +80,9 @@ class Reporter:
 
     def __enter__(self) -> Self:
         if self.live_mode:
-            self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+            self.live = Live(
+                self._render(), console=self.console, refresh_per_second=4, transient=False
+            )
             self.live.__enter__()
         return self
 
@@ -99,7 +109,9 @@ class Reporter:
             if self.live is not None:
                 self.live.update(self._render())
         else:
-            self.console.print(f"[{stage}] {description} ({total} iterations)", highlight=False, markup=False)
+            self.console.print(
+                f"[{stage}] {description} ({total} iterations)", highlight=False, markup=False
+            )
             self.last_log = time.monotonic()
 
     def step(self, d: float, g: float, epoch: int) -> None:
@@ -111,7 +123,8 @@ class Reporter:
             self.last_log = time.monotonic()
             self.console.print(
                 f"[{self.stage}] epoch {epoch + 1} iteration {self.done}/{self.total} {self.losses}",
-                highlight=False, markup=False,
+                highlight=False,
+                markup=False,
             )
 
     def round_table(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]]) -> None:
@@ -124,5 +137,6 @@ class Reporter:
             self.console.print(
                 f"[{stage}] round {round_ + 1}: best IS {_fmt(best['is'])} FID {_fmt(best['fid'])} "
                 f"params {best['params']:,} · first front {front}/{len(records)} · {best['genome']}",
-                highlight=False, markup=False,
+                highlight=False,
+                markup=False,
             )

@@ -20,13 +20,20 @@ from runtime.metrics import FeatureExtractor, ReferenceStats, evaluate_generator
 
 
 class Evaluator:
-    def __init__(self, program: Program, settings: Mapping[str, Any], device: torch.device,
-                 inception_weights: str | None = None) -> None:
+    def __init__(
+        self,
+        program: Program,
+        settings: Mapping[str, Any],
+        device: torch.device,
+        inception_weights: str | None = None,
+    ) -> None:
         self.program = program
         self.device = device
         self.splits = int(settings["splits"])
         self.batch = int(settings["eval_batch"])
-        self.extractor = self._extractor(str(settings["extractor"]), str(settings["quantize"]), inception_weights)
+        self.extractor = self._extractor(
+            str(settings["extractor"]), str(settings["quantize"]), inception_weights
+        )
         self.reference = self._reference(settings.get("stats"))
 
     def _extractor(self, name: str, quantize: str, weights: str | None) -> FeatureExtractor:
@@ -46,10 +53,16 @@ class Evaluator:
             return reference_stats(str(path), self.extractor)
         data = self.program.data
         return reference_stats(
-            data.name, self.extractor, resolution=data.resolution, device=self.device, root=data.root
+            data.name,
+            self.extractor,
+            resolution=data.resolution,
+            device=self.device,
+            root=data.root,
         )
 
-    def evaluate(self, generate: Callable[[torch.Tensor], torch.Tensor], n: int, seed: int) -> dict[str, float]:
+    def evaluate(
+        self, generate: Callable[[torch.Tensor], torch.Tensor], n: int, seed: int
+    ) -> dict[str, float]:
         result = evaluate_generator(
             generate,
             n,

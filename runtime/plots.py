@@ -19,7 +19,9 @@ def _finite(values: Sequence[float]) -> list[float]:
 
 
 class _Axes:
-    def __init__(self, title: str, xlabel: str, ylabel: str, xs: Sequence[float], ys: Sequence[float]) -> None:
+    def __init__(
+        self, title: str, xlabel: str, ylabel: str, xs: Sequence[float], ys: Sequence[float]
+    ) -> None:
         self.img = Image.new("RGB", (W, H), "white")
         self.draw = ImageDraw.Draw(self.img)
         fx, fy = _finite(xs) or [0.0, 1.0], _finite(ys) or [0.0, 1.0]
@@ -46,13 +48,22 @@ class _Axes:
         v = (H - M) - (y - self.y0) / (self.y1 - self.y0) * (H - 1.5 * M)
         return u, v
 
-    def points(self, xs: Sequence[float], ys: Sequence[float], color: tuple[int, int, int], r: int = 3) -> None:
+    def points(
+        self, xs: Sequence[float], ys: Sequence[float], color: tuple[int, int, int], r: int = 3
+    ) -> None:
         for x, y in zip(xs, ys):
             if math.isfinite(x) and math.isfinite(y):
                 u, v = self.px(x, y)
                 self.draw.ellipse([u - r, v - r, u + r, v + r], fill=color)
 
-    def line(self, xs: Sequence[float], ys: Sequence[float], color: tuple[int, int, int], label: str, slot: int) -> None:
+    def line(
+        self,
+        xs: Sequence[float],
+        ys: Sequence[float],
+        color: tuple[int, int, int],
+        label: str,
+        slot: int,
+    ) -> None:
         pts = [self.px(x, y) for x, y in zip(xs, ys) if math.isfinite(x) and math.isfinite(y)]
         if len(pts) > 1:
             self.draw.line(pts, fill=color, width=2)
@@ -64,7 +75,9 @@ class _Axes:
         self.img.save(path)
 
 
-def pareto_plot(path: Path, title: str, is_: Sequence[float], fid: Sequence[float], ranks: Sequence[int]) -> None:
+def pareto_plot(
+    path: Path, title: str, is_: Sequence[float], fid: Sequence[float], ranks: Sequence[int]
+) -> None:
     ax = _Axes(title, "IS (higher is better)", "FID", is_, fid)
     rest = [i for i, r in enumerate(ranks) if r != 0]
     front = sorted((i for i, r in enumerate(ranks) if r == 0), key=lambda i: is_[i])
@@ -73,7 +86,9 @@ def pareto_plot(path: Path, title: str, is_: Sequence[float], fid: Sequence[floa
     ax.save(path)
 
 
-def curves_plot(path: Path, title: str, series: dict[str, tuple[Sequence[float], Sequence[float]]], ylabel: str) -> None:
+def curves_plot(
+    path: Path, title: str, series: dict[str, tuple[Sequence[float], Sequence[float]]], ylabel: str
+) -> None:
     xs = [x for s in series.values() for x in s[0]]
     ys = [y for s in series.values() for y in s[1]]
     ax = _Axes(title, "round", ylabel, xs, ys)

@@ -90,7 +90,9 @@ class History:
     def candidate(self, stage: str, round_: int, index: int, record: Mapping[str, Any]) -> None:
         self.write({"kind": "candidate", "stage": stage, "round": round_, "index": index, **record})
 
-    def round(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]], best: int) -> None:
+    def round(
+        self, stage: str, round_: int, records: Sequence[Mapping[str, Any]], best: int
+    ) -> None:
         front = [r["genome"] for r in records if r.get("rank") == 0]
         self.write(
             {
@@ -123,7 +125,9 @@ class RunDir:
                     "or pass --force to start over there"
                 )
             if not force:
-                raise RunDirError(f"{root} exists and is not empty; choose another --out or pass --force")
+                raise RunDirError(
+                    f"{root} exists and is not empty; choose another --out or pass --force"
+                )
             for sub in ("samples", "plots", "final", "checkpoints"):
                 shutil.rmtree(root / sub, ignore_errors=True)
             for name in ("history.jsonl", "resolved.json", "spec.eagan"):
@@ -145,13 +149,21 @@ class RunDir:
             "latent": {"dim": program.latent_dim, "distribution": program.latent_distribution},
             "objectives": [list(o) for o in program.objectives],
             "blocks": program.blocks,
-            "stages": [{"name": s.name, "kind": s.kind, "settings": s.settings} for s in program.stages],
+            "stages": [
+                {"name": s.name, "kind": s.kind, "settings": s.settings} for s in program.stages
+            ],
             "environment": env,
         }
-        atomic_write(self.root / "resolved.json", (json.dumps(jsonable(resolved), indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(
+            self.root / "resolved.json",
+            (json.dumps(jsonable(resolved), indent=2, sort_keys=True) + "\n").encode(),
+        )
 
     def write_json(self, relative: str, value: Any) -> None:
-        atomic_write(self.root / relative, (json.dumps(jsonable(value), indent=2, sort_keys=True) + "\n").encode())
+        atomic_write(
+            self.root / relative,
+            (json.dumps(jsonable(value), indent=2, sort_keys=True) + "\n").encode(),
+        )
 
 
 def environment(device: str, seed: int) -> dict[str, Any]:
@@ -164,7 +176,9 @@ def environment(device: str, seed: int) -> dict[str, Any]:
         "torch": torch.__version__,
         "numpy": numpy.__version__,
         "device": device,
-        "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") and torch.cuda.is_available() else None,
+        "cuda": torch.cuda.get_device_name(0)
+        if device.startswith("cuda") and torch.cuda.is_available()
+        else None,
         "threads": torch.get_num_threads(),
         "seed": seed,
     }

@@ -54,7 +54,9 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def _sample_writer(run: RunDir, program: Program, device: torch.device, seed: int) -> Callable[[str, Any], None]:
+def _sample_writer(
+    run: RunDir, program: Program, device: torch.device, seed: int
+) -> Callable[[str, Any], None]:
     from torchvision.utils import save_image
 
     fixed = torch.randn(64, program.latent_dim, generator=torch.Generator().manual_seed(seed))
@@ -77,7 +79,11 @@ def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
     if not rounds:
         return
     last = rounds[-1]["round"]
-    mine = [c for c in history if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last]
+    mine = [
+        c
+        for c in history
+        if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last
+    ]
     num = lambda v: float(v) if isinstance(v, (int, float)) else float("inf")
     pareto_plot(
         run.plots / f"{stage}_pareto_round{last + 1:02d}.png",
@@ -87,8 +93,18 @@ def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
         [int(c.get("rank", 1)) for c in mine],
     )
     xs = [r["round"] + 1 for r in rounds]
-    curves_plot(run.plots / f"{stage}_is.png", f"{stage}: IS of the best", {"IS": (xs, [num(r["best_is"]) for r in rounds])}, "IS")
-    curves_plot(run.plots / f"{stage}_fid.png", f"{stage}: FID of the best", {"FID": (xs, [num(r["best_fid"]) for r in rounds])}, "FID")
+    curves_plot(
+        run.plots / f"{stage}_is.png",
+        f"{stage}: IS of the best",
+        {"IS": (xs, [num(r["best_is"]) for r in rounds])},
+        "IS",
+    )
+    curves_plot(
+        run.plots / f"{stage}_fid.png",
+        f"{stage}: FID of the best",
+        {"FID": (xs, [num(r["best_fid"]) for r in rounds])},
+        "FID",
+    )
 
 
 @contextmanager
@@ -136,7 +152,11 @@ class Runner:
             reporter = Reporter(Console(file=io.StringIO()), live=False)
         self.stop = [False]
         evaluator = Evaluator(program, program.blocks["evaluate"], device, inception_weights)
-        samples = _sample_writer(run_dir, program, device, seed) if self.dist.main else lambda name, g: None
+        samples = (
+            _sample_writer(run_dir, program, device, seed)
+            if self.dist.main
+            else lambda name, g: None
+        )
         self.ctx = Context(
             program=program,
             data=load_training_data(program.data, device),
@@ -168,9 +188,18 @@ class Runner:
     def save(self, reason: str) -> None:
         """A checkpoint (every rank calls this at the same points: the state gathers what ranks
         hold alone, such as stage-2 pairs in progress; rank 0 writes it)."""
-        stage = self.program.stages[self.index].name if self.index < len(self.program.stages) else "done"
-        meta = {"reason": reason, "stage": stage, "stage_index": self.index, "history_lines": len(self.history.records),
-                "world_size": self.dist.world}
+        stage = (
+            self.program.stages[self.index].name
+            if self.index < len(self.program.stages)
+            else "done"
+        )
+        meta = {
+            "reason": reason,
+            "stage": stage,
+            "stage_index": self.index,
+            "history_lines": len(self.history.records),
+            "world_size": self.dist.world,
+        }
         state = self.state()
         on_main(self.dist, lambda: ckpt.save(self.run_dir.checkpoints, state, meta))
 
@@ -204,7 +233,9 @@ class Runner:
                     else:
                         result = self.current.run()
                         self.ctx.results[stage.name] = result
-                        self.ctx.notify("result", stage=stage.name, module=result.module, genome=result.genome)
+                        self.ctx.notify(
+                            "result", stage=stage.name, module=result.module, genome=result.genome
+                        )
                         if self.dist.main:
                             _plots(self.run_dir, stage.name, self.history.records)
                         report.message(f"[{stage.name}] hands on {self._encode(result)}")
@@ -232,7 +263,14 @@ class Runner:
         self.run_dir.write_json("final/metrics.json", metrics)
         g_final = stage.G.evaluated()
         for module, genome in ((g_final, stage.g_genome), (stage.D.module, stage.d_genome)):
-            export_network(self.program, genome.network, genome, module.state_dict(), self.run_dir.final, force=True)
+            export_network(
+                self.program,
+                genome.network,
+                genome,
+                module.state_dict(),
+                self.run_dir.final,
+                force=True,
+            )
         self.ctx.report.message(
             f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
             f"({metrics['images']} images) → {self.run_dir.final}"
@@ -254,7 +292,9 @@ def run(
     program = load(spec)
     if quick:
         program = quick_program(program)
-    return run_program(program, spec, out, device, seed, force, inception_weights, reporter, quick, observe)
+    return run_program(
+        program, spec, out, device, seed, force, inception_weights, reporter, quick, observe
+    )
 
 
 def run_program(
@@ -344,7 +384,9 @@ def resume(
                 "differently, so the result is not bit-identical to an uninterrupted run (stage-2 pairs are)"
             )
     saved = str(env.get("device", "auto"))
-    dev = rank_device(dist, resolve_device(device or (saved.split(":")[0] if dist.active else saved)))
+    dev = rank_device(
+        dist, resolve_device(device or (saved.split(":")[0] if dist.active else saved))
+    )
     seed = int(env["seed"])
     runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
     _run_and_close(dist, runner, loaded)
@@ -358,7 +400,9 @@ def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str,
     saved_spec = out / "spec.eagan"
     resolved_path = out / "resolved.json"
     if not saved_spec.is_file() or not resolved_path.is_file():
-        raise RunDirError(f"{out} is not a run directory (no spec.eagan / resolved.json); check the path")
+        raise RunDirError(
+            f"{out} is not a run directory (no spec.eagan / resolved.json); check the path"
+        )
     text = saved_spec.read_text(encoding="utf-8")
     resolved = json.loads(resolved_path.read_text())
     env = resolved["environment"]
@@ -373,4 +417,3 @@ def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str,
         env.setdefault("forced_spec_changes", []).append(str(spec))
         run_dir.write_json("resolved.json", {**resolved, "environment": env})
     return text, resolved, ckpt.load_latest(run_dir.checkpoints)
-

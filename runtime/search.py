@@ -77,7 +77,9 @@ class StageResult:
         }
 
     @classmethod
-    def from_state(cls, program: Program, state: dict[str, Any], device: torch.device) -> StageResult:
+    def from_state(
+        cls, program: Program, state: dict[str, Any], device: torch.device
+    ) -> StageResult:
         genomes = {r: Genome(n, tuple(c)) for r, (n, c) in state["genomes"].items()}
         modules = {}
         for role, genome in genomes.items():
@@ -142,7 +144,9 @@ def _set_rng_state(rng: random.Random, state: list[Any]) -> None:
 class Member:
     """One trained network: module, Adam optimizer and, optionally, an EMA copy."""
 
-    def __init__(self, module: nn.Module, lr: float, betas: tuple[float, float], ema: float | None) -> None:
+    def __init__(
+        self, module: nn.Module, lr: float, betas: tuple[float, float], ema: float | None
+    ) -> None:
         self.module = module
         self.opt = adam(module.parameters(), lr, betas)
         self.ema = EMA(module, ema) if ema else None
@@ -164,7 +168,9 @@ class Member:
     def copy(self) -> Member:
         other = copy.copy(self)
         other.module = copy.deepcopy(self.module)
-        other.opt = adam(other.module.parameters(), self.opt.defaults["lr"], self.opt.defaults["betas"])
+        other.opt = adam(
+            other.module.parameters(), self.opt.defaults["lr"], self.opt.defaults["betas"]
+        )
         other.opt.load_state_dict(copy.deepcopy(self.opt.state_dict()))
         other.ema = copy.deepcopy(self.ema)
         other.params = list(other.module.parameters())
@@ -182,7 +188,9 @@ class _Trainer:
     parallelism) every rank draws the same global batch and trains on its slice, with gradients and
     BatchNorm statistics averaged over the ranks; without, a rank trains on whole batches."""
 
-    def __init__(self, ctx: Context, s: dict[str, Any], gen: torch.Generator, shard: bool = True) -> None:
+    def __init__(
+        self, ctx: Context, s: dict[str, Any], gen: torch.Generator, shard: bool = True
+    ) -> None:
         self.dist = ctx.dist if shard else Dist()
         self.data = ctx.data
         self.device = ctx.device
@@ -211,7 +219,9 @@ class _Trainer:
     def z(self, n: int) -> torch.Tensor:
         return self.dist.shard(sample_z(n, self.latent, self.device, self.gen, self.latent_dist))
 
-    def iteration(self, g: Any, d: Any, gm: Member, dm: Member, g_fn: Any = None, d_fn: Any = None) -> tuple[float, float]:
+    def iteration(
+        self, g: Any, d: Any, gm: Member, dm: Member, g_fn: Any = None, d_fn: Any = None
+    ) -> tuple[float, float]:
         """n_critic D steps, then one G step (Alg. 1 l.9–10, l.24). `g_fn`/`d_fn` override the
         modules' forward (a supernet on one genome)."""
         gf = g_fn or g
@@ -247,8 +257,15 @@ class _EvalWrapper(nn.Module):
 
 
 @torch.no_grad()
-def recalibrate_bn(fn: Callable[[torch.Tensor], torch.Tensor], module: nn.Module, batches: int,
-                   batch: int, latent: int, device: torch.device, seed: int) -> None:
+def recalibrate_bn(
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    module: nn.Module,
+    batches: int,
+    batch: int,
+    latent: int,
+    device: torch.device,
+    seed: int,
+) -> None:
     """Re-estimate BatchNorm running statistics for one subnet of a supernet (the running
     statistics of a weight-shared supernet mix all the subnets trained so far; SPOS-style
     recalibration). Deterministic: fixed latents from `seed`. Touches only BN buffers."""
@@ -294,8 +311,14 @@ def resolve_source(ctx: Context, source: Any, role: str) -> Genome:
         if problem:
             raise GenomeError(f"genome '{source}' is not a valid architecture: {problem}")
         return genome
-    if isinstance(source, str) and source not in ctx.program.networks and source not in ctx.program.fixed:
-        raise GenomeError(f"'{source}' is neither a network of the spec nor a genome string NET:op,...|...")
+    if (
+        isinstance(source, str)
+        and source not in ctx.program.networks
+        and source not in ctx.program.fixed
+    ):
+        raise GenomeError(
+            f"'{source}' is neither a network of the spec nor a genome string NET:op,...|..."
+        )
     genome = genome_of(ctx.program, source)
     role_of = ctx.program.network(genome.network).role
     if role_of != role:
@@ -303,10 +326,22 @@ def resolve_source(ctx: Context, source: Any, role: str) -> Genome:
     return genome
 
 
-def _recalibrate(ctx: Context, s: dict[str, Any], fn: Callable[[torch.Tensor], torch.Tensor],
-                 net: nn.Module, round_: int) -> None:
-    recalibrate_bn(fn, net, int(s["recalibrate_bn"]), int(s["eval_batch"]), ctx.program.latent_dim,
-                   ctx.device, _seed(ctx.seed, "recalibrate", round_))
+def _recalibrate(
+    ctx: Context,
+    s: dict[str, Any],
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    net: nn.Module,
+    round_: int,
+) -> None:
+    recalibrate_bn(
+        fn,
+        net,
+        int(s["recalibrate_bn"]),
+        int(s["eval_batch"]),
+        ctx.program.latent_dim,
+        ctx.device,
+        _seed(ctx.seed, "recalibrate", round_),
+    )
 
 
 class _Stage:
@@ -401,7 +436,9 @@ class _Evolving(_Stage):
                     self.phase, self.records = "eval", []
                     self._trained()
                     continue
-                self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters)
+                self.announce(
+                    f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters
+                )
                 ctx.poll()
                 i = self.rng.randrange(self.P)  # Alg. 1 l.8 / l.23: a uniformly drawn candidate
                 ld = lg = math.nan
@@ -449,8 +486,12 @@ class _Evolving(_Stage):
         if i in self.diverged:
             record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
             return record
-        seed = _seed(self.ctx.seed, self.stage.name, "eval", self.round)  # same z for every candidate
-        record.update(self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed))
+        seed = _seed(
+            self.ctx.seed, self.stage.name, "eval", self.round
+        )  # same z for every candidate
+        record.update(
+            self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed)
+        )
         if not math.isfinite(record["fid"]):
             record["diverged"] = True
         return record
@@ -461,7 +502,11 @@ class _Evolving(_Stage):
         F = objective_matrix(records, ctx.program.objectives)
         rank = ranks(F)
         self.best_i = pick(records, F, s["pick"])
-        keep = cars_select(records, self.P // 2, self.rng) if s["selection"] == "cars" else nsga2_select(F, self.P // 2)
+        keep = (
+            cars_select(records, self.P // 2, self.rng)
+            if s["selection"] == "cars"
+            else nsga2_select(F, self.P // 2)
+        )
         for i, record in enumerate(records):
             record.update({"rank": rank[i], "selected": i in keep, "best": i == self.best_i})
             ctx.history.candidate(self.stage.name, self.round, i, record)
@@ -491,12 +536,16 @@ class SearchStage(_Evolving):
         self.me, self.them = ("g", "d") if self.searching_g else ("d", "g")
         self.them_role = "discriminator" if self.searching_g else "generator"
         self.rng = random.Random(_seed(ctx.seed, stage.name, "evolution"))
-        self.trainer = _Trainer(ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches")))
+        self.trainer = _Trainer(
+            ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches"))
+        )
         self.space = GenomeSpace(self.net, _input_resolution(program, self.net))
         self.P, self.R, self.E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
         self.one_to_one = s["pairing"] == "one_to_one"
         betas, lr, ema = self.trainer.betas, self.trainer.lr, s["ema"]
-        supernet = build_supernet(program, self.net.name, _seed(ctx.seed, stage.name, "supernet"), ctx.device)
+        supernet = build_supernet(
+            program, self.net.name, _seed(ctx.seed, stage.name, "supernet"), ctx.device
+        )
         self.supernet = Member(supernet, lr[self.me], betas, ema if self.searching_g else None)
         opponent, self.opponent_genome = self._opponent()
         opponent.to(ctx.device).train()
@@ -523,7 +572,9 @@ class SearchStage(_Evolving):
         if isinstance(source, Best):
             result = ctx.results[source.stage]
             return copy.deepcopy(result.modules[self.them_role]), result.genomes[self.them_role]
-        module = build_fixed(ctx.program, source, _seed(ctx.seed, self.stage.name, "opponent"), ctx.device)
+        module = build_fixed(
+            ctx.program, source, _seed(ctx.seed, self.stage.name, "opponent"), ctx.device
+        )
         return module, genome_of(ctx.program, source)
 
     def _partner(self, i: int) -> Member:
@@ -557,8 +608,11 @@ class SearchStage(_Evolving):
         ctx, dist = self.ctx, self.ctx.dist
         quota = max(self.E * self.trainer.iterations_per_epoch() // self.P, 1)
         blocks = math.ceil(self.P / dist.world)
-        self.announce(f"round{self.round}", f"round {self.round + 1}/{self.R}: {self.P} pairs × {quota} iterations",
-                      blocks * quota)
+        self.announce(
+            f"round{self.round}",
+            f"round {self.round + 1}/{self.R}: {self.P} pairs × {quota} iterations",
+            blocks * quota,
+        )
         for first in range(0, self.P, dist.world):
             j = first + dist.rank
             job = self._job(j) if j < self.P and j not in self.pairs_done else None
@@ -588,12 +642,22 @@ class SearchStage(_Evolving):
         from compiler.extract import extract
 
         s, ctx, sup, genome = self.s, self.ctx, self.supernet, self.population[j]
-        net = Member(extract(sup.module, genome), self.trainer.lr[self.me], self.trainer.betas,
-                     s["ema"] if sup.ema is not None else None)
+        net = Member(
+            extract(sup.module, genome),
+            self.trainer.lr[self.me],
+            self.trainer.betas,
+            s["ema"] if sup.ema is not None else None,
+        )
         if net.ema is not None and sup.ema is not None:
             net.ema.module.load_state_dict(extract(sup.ema.module, genome).state_dict())
         gen = torch.Generator().manual_seed(_seed(ctx.seed, self.stage.name, "pair", self.round, j))
-        job = {"j": j, "it": 0, "diverged": False, "net": net, "trainer": _Trainer(ctx, s, gen, shard=False)}
+        job = {
+            "j": j,
+            "it": 0,
+            "diverged": False,
+            "net": net,
+            "trainer": _Trainer(ctx, s, gen, shard=False),
+        }
         if j in self.jobs:
             saved = self.jobs.pop(j)
             job.update(it=int(saved["it"]), diverged=bool(saved["diverged"]))
@@ -614,13 +678,23 @@ class SearchStage(_Evolving):
         return losses
 
     def _job_state(self, job: dict[str, Any]) -> dict[str, Any]:
-        return {"j": job["j"], "it": job["it"], "diverged": job["diverged"], "net": job["net"].state_dict(),
-                "trainer": job["trainer"].state_dict(), "partner": self.partners[job["j"]].state_dict()}
+        return {
+            "j": job["j"],
+            "it": job["it"],
+            "diverged": job["diverged"],
+            "net": job["net"].state_dict(),
+            "trainer": job["trainer"].state_dict(),
+            "partner": self.partners[job["j"]].state_dict(),
+        }
 
     def _pair_done(self, state: dict[str, Any]) -> None:
         j = int(state["j"])
         net = state["net"]
-        self.pairs_done[j] = {"module": net["module"], "ema": net["ema"], "diverged": bool(state["diverged"])}
+        self.pairs_done[j] = {
+            "module": net["module"],
+            "ema": net["ema"],
+            "diverged": bool(state["diverged"]),
+        }
         if state["diverged"]:
             self.diverged.add(j)
         self.partners[j].load_state_dict(state["partner"])
@@ -631,7 +705,9 @@ class SearchStage(_Evolving):
         from compiler.extract import subnet_keys
 
         sup = self.supernet
-        targets = [("module", sup.module)] + ([("ema", sup.ema.module)] if sup.ema is not None else [])
+        targets = [("module", sup.module)] + (
+            [("ema", sup.ema.module)] if sup.ema is not None else []
+        )
         for part, module in targets:
             state = module.state_dict()
             sums: dict[str, torch.Tensor] = {}
@@ -653,12 +729,21 @@ class SearchStage(_Evolving):
         self.population = initial_population(self.space, self.P, self.rng)
         self.origins = ["random"] * self.P
         self._snapshot()
-        self.ctx.notify("population", stage=self.stage.name, population=list(self.population),
-                        partners=[p.module for p in self.partners])
+        self.ctx.notify(
+            "population",
+            stage=self.stage.name,
+            population=list(self.population),
+            partners=[p.module for p in self.partners],
+        )
 
     def _trained(self) -> None:
-        self.ctx.notify("trained", stage=self.stage.name, round=self.round,
-                        population=list(self.population), partners=[p.module for p in self.partners])
+        self.ctx.notify(
+            "trained",
+            stage=self.stage.name,
+            round=self.round,
+            population=list(self.population),
+            partners=[p.module for p in self.partners],
+        )
 
     def _diverged(self, i: int) -> None:
         """A candidate whose loss is NaN/inf: marked, scored worst, never trained again this round;
@@ -703,8 +788,13 @@ class SearchStage(_Evolving):
         """Weight-resetting (Alg. 1 l.29–30), then crossover & mutation (§4.3)."""
         if self.one_to_one and self.s["weight_reset"]:
             self._reset(self.best_i)
-            self.ctx.notify("reset", stage=self.stage.name, round=self.round, best=self.best_i,
-                            partners=[p.module for p in self.partners])
+            self.ctx.notify(
+                "reset",
+                stage=self.stage.name,
+                round=self.round,
+                best=self.best_i,
+                partners=[p.module for p in self.partners],
+            )
         parents = [self.population[i] for i in keep]
         children = self._vary(parents, self.space)
         self.population = parents + [c.genome for c in children]
@@ -801,9 +891,14 @@ class CoupledStage(_Evolving):
         super().__init__(ctx, stage)
         s, program = self.s, ctx.program
         names = {program.networks[n].role: n for n in s["network"]}
-        self.g_net, self.d_net = program.networks[names["generator"]], program.networks[names["discriminator"]]
+        self.g_net, self.d_net = (
+            program.networks[names["generator"]],
+            program.networks[names["discriminator"]],
+        )
         self.rng = random.Random(_seed(ctx.seed, stage.name, "evolution"))
-        self.trainer = _Trainer(ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches")))
+        self.trainer = _Trainer(
+            ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches"))
+        )
         self.g_space = GenomeSpace(self.g_net, _input_resolution(program, self.g_net))
         self.d_space = GenomeSpace(self.d_net, _input_resolution(program, self.d_net))
         self.P, self.R, self.E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
@@ -821,7 +916,9 @@ class CoupledStage(_Evolving):
 
     def _train(self, g: Genome, d: Genome) -> tuple[float, float]:
         G, D = self.G.module, self.D.module
-        return self.trainer.iteration(None, None, self.G, self.D, g_fn=lambda z: G(z, g), d_fn=lambda x: D(x, d))
+        return self.trainer.iteration(
+            None, None, self.G, self.D, g_fn=lambda z: G(z, g), d_fn=lambda x: D(x, d)
+        )
 
     def _warm_iteration(self) -> tuple[float, float]:
         return self._train(self.g_space.random(self.rng), self.d_space.random(self.rng))
@@ -860,7 +957,10 @@ class CoupledStage(_Evolving):
             stage=self.stage.name,
             searched="generator",
             genomes={"generator": g, "discriminator": d},
-            modules={"generator": extract(self.G.module, g), "discriminator": extract(self.D.module, d)},
+            modules={
+                "generator": extract(self.G.module, g),
+                "discriminator": extract(self.D.module, d),
+            },
             record=self.records[self.best_i] if self.records else {},
         )
 
@@ -900,10 +1000,16 @@ class TrainStage(_Stage):
         s, program = self.s, ctx.program
         self.g_genome = resolve_source(ctx, s["g"], "generator")
         self.d_genome = resolve_source(ctx, s["d"], "discriminator")
-        self.trainer = _Trainer(ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches")))
+        self.trainer = _Trainer(
+            ctx, s, torch.Generator().manual_seed(_seed(ctx.seed, stage.name, "batches"))
+        )
         lr, betas = self.trainer.lr, self.trainer.betas
-        G = build_subnet(program, self.g_genome, _seed(ctx.seed, stage.name, "G"), ctx.device).train()
-        D = build_subnet(program, self.d_genome, _seed(ctx.seed, stage.name, "D"), ctx.device).train()
+        G = build_subnet(
+            program, self.g_genome, _seed(ctx.seed, stage.name, "G"), ctx.device
+        ).train()
+        D = build_subnet(
+            program, self.d_genome, _seed(ctx.seed, stage.name, "D"), ctx.device
+        ).train()
         self.G = Member(G, lr["g"], betas, s["ema"])
         self.D = Member(D, lr["d"], betas, None)
         self.phase, self.epoch, self.it = "train", 0, 0
@@ -923,9 +1029,14 @@ class TrainStage(_Stage):
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
             self._advance(iters, ctx.checkpoint_every if self.epoch + 1 < epochs else 0, "train")
         final = self.G.evaluated()
-        metrics = on_main(ctx.dist, lambda: ctx.evaluators["final"].evaluate(
-            _EvalWrapper(final, final), int(s["final_images"]), _seed(ctx.seed, self.stage.name, "final")
-        ))
+        metrics = on_main(
+            ctx.dist,
+            lambda: ctx.evaluators["final"].evaluate(
+                _EvalWrapper(final, final),
+                int(s["final_images"]),
+                _seed(ctx.seed, self.stage.name, "final"),
+            ),
+        )
         program = ctx.program
         metrics.update(
             {
@@ -943,7 +1054,12 @@ class TrainStage(_Stage):
         return metrics
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self.counters(), "trainer": self.trainer.state_dict(), "G": self.G.state_dict(), "D": self.D.state_dict()}
+        return {
+            **self.counters(),
+            "trainer": self.trainer.state_dict(),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.set_counters(state)

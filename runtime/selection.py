@@ -84,9 +84,7 @@ def nsga2_select(F: np.ndarray, k: int) -> list[int]:
     return chosen
 
 
-def cars_select(
-    records: Sequence[Mapping[str, float]], k: int, rng: random.Random
-) -> list[int]:
+def cars_select(records: Sequence[Mapping[str, float]], k: int, rng: random.Random) -> list[int]:
     """The released code's `CARS_NSGA` ("pNSGA-III", official-eagan.md §4): four non-dominated
     sorts over (1/IS, FID), (1/IS, 1/FID), (1/IS, params), (1/IS, 1/params); stage j takes the
     union of the j-th fronts of all four, and a random subset when the union does not fit."""

@@ -39,8 +39,13 @@ class Diverged(RuntimeError):
     """A loss became NaN or infinite."""
 
 
-def _apply(loss: torch.Tensor, opt: torch.optim.Optimizer, clip: float | None,
-           params: Iterable[nn.Parameter], sync: Sync | None) -> None:
+def _apply(
+    loss: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    clip: float | None,
+    params: Iterable[nn.Parameter],
+    sync: Sync | None,
+) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
     if sync is not None:
@@ -58,8 +63,14 @@ def _finite(loss: torch.Tensor, what: str) -> float:
 
 
 def d_step(
-    g: Fn, d: Fn, real: torch.Tensor, z: torch.Tensor, opt: torch.optim.Optimizer,
-    clip: float | None = None, params: Iterable[nn.Parameter] = (), sync: Sync | None = None,
+    g: Fn,
+    d: Fn,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    clip: float | None = None,
+    params: Iterable[nn.Parameter] = (),
+    sync: Sync | None = None,
 ) -> float:
     """One discriminator update on a real batch and a detached fake batch of the same size."""
     with torch.no_grad():
@@ -70,8 +81,13 @@ def d_step(
 
 
 def g_step(
-    g: Fn, d: Fn, z: torch.Tensor, opt: torch.optim.Optimizer,
-    clip: float | None = None, params: Iterable[nn.Parameter] = (), sync: Sync | None = None,
+    g: Fn,
+    d: Fn,
+    z: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    clip: float | None = None,
+    params: Iterable[nn.Parameter] = (),
+    sync: Sync | None = None,
 ) -> float:
     """One generator update; D's gradients are computed but never applied (set to None after)."""
     loss = hinge_g(d(g(z)))
@@ -102,7 +118,9 @@ class Losses:
     g: float = float("nan")
 
 
-def sample_z(n: int, dim: int, device: torch.device, gen: torch.Generator, dist: str = "normal") -> torch.Tensor:
+def sample_z(
+    n: int, dim: int, device: torch.device, gen: torch.Generator, dist: str = "normal"
+) -> torch.Tensor:
     """Latent noise (paper §5.1: Gaussian), drawn from a seeded generator on the CPU so that runs on
     CPU and CUDA see the same z."""
     if dist == "uniform":

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import torch
+from test_resume import StopAt
 
 from eagan_dsl.checker import check_text
 from runtime.runner import run_program
-from test_resume import StopAt
 
 TINY = Path(__file__).parent / "data" / "tiny.eagan"
 BASE = TINY.read_text()
@@ -29,27 +29,36 @@ def _run(tmp_path: Path, stages: str) -> list[dict]:
 
 
 def test_coupled_search(tmp_path: Path) -> None:
-    history = _run(tmp_path, """  stage coupled : search { network: (G, D), warmup: 1 }
+    history = _run(
+        tmp_path,
+        """  stage coupled : search { network: (G, D), warmup: 1 }
   stage fully_train : train { g: best(coupled), d: best(coupled), epochs: 1 }
-""")
+""",
+    )
     cands = [r for r in history if r["kind"] == "candidate"]
     assert len(cands) == 2 * 4 and all(" / D:" in r["genome"] for r in cands)
 
 
 def test_d_first_then_g_one_to_one(tmp_path: Path) -> None:
     genome = "G:nearest,nearest,conv3x3,none,none,skip,conv3x3|nearest,nearest,conv3x3,none,none,skip,conv3x3"
-    history = _run(tmp_path, f"""  generator GFixed = G with genome "{genome}"
+    history = _run(
+        tmp_path,
+        f"""  generator GFixed = G with genome "{genome}"
   stage search_d : search {{ network: D, against: GFixed, pairing: many_to_one, warmup: 1 }}
   stage search_g : search {{ network: G, with: best(search_d), pairing: one_to_one, warmup: 1 }}
   stage fully_train : train {{ g: best(search_g), d: best(search_d), epochs: 1 }}
-""")
+""",
+    )
     stages = [r["stage"] for r in history if r["kind"] == "round"]
     assert stages == ["search_d", "search_d", "search_g", "search_g"]
 
 
 def test_random_search_baseline(tmp_path: Path) -> None:
-    history = _run(tmp_path, """  stage search_g : search { network: G, against: FixedD, warmup: 1, strategy: random }
+    history = _run(
+        tmp_path,
+        """  stage search_g : search { network: G, against: FixedD, warmup: 1, strategy: random }
   stage fully_train : train { g: best(search_g), d: FixedD, epochs: 1 }
-""")
+""",
+    )
     second = [r for r in history if r["kind"] == "candidate" and r["round"] == 1]
     assert {r["origin"] for r in second} == {"parent", "random"}

@@ -70,7 +70,12 @@ CASES = [
         "edge 1 -> 3 : normall",
         ["28:19: unknown op or choice 'normall' (did you mean 'normal'?)"],
     ),
-    ("unknown_cell", "cells UpCell x 2", "cells UpCel x 2", ["57:11: unknown cell 'UpCel' (did you mean 'UpCell'?)"]),
+    (
+        "unknown_cell",
+        "cells UpCell x 2",
+        "cells UpCel x 2",
+        ["57:11: unknown cell 'UpCel' (did you mean 'UpCell'?)"],
+    ),
     (
         "unknown_network",
         "against: FixedD",
@@ -96,7 +101,9 @@ CASES = [
         "backwards",
         "edge 3 -> 4 : normal",
         "edge 4 -> 3 : normal",
-        ["32:5: edge 4 -> 3 points backwards: cells are DAGs, edges go from a lower to a higher node"],
+        [
+            "32:5: edge 4 -> 3 points backwards: cells are DAGs, edges go from a lower to a higher node"
+        ],
     ),
     (
         "missing_node",
@@ -110,29 +117,40 @@ CASES = [
         "",
         ["25:8: node 3 of cell UpCell has no input edge"],
     ),
-    ("no_path", "    edge 3 -> 4 : normal\n", "", ["25:8: node 3 of cell UpCell has no path to the output node 4"]),
+    (
+        "no_path",
+        "    edge 3 -> 4 : normal\n",
+        "",
+        ["25:8: node 3 of cell UpCell has no path to the output node 4"],
+    ),
     (
         "up_on_normal_edge",
         "edge 1 -> 3 : normal",
         "edge 1 -> 3 : up",
         [
-            "28:5: edge 1 -> 3 is an up edge (choice 'up'), but node 3's other input (2 -> 3) "
-            "arrives at another resolution"
+            (
+                "28:5: edge 1 -> 3 is an up edge (choice 'up'), but node 3's other input (2 -> 3) "
+                "arrives at another resolution"
+            )
         ],
     ),
     (
         "down_in_generator",
         "edge 1 -> 3 : normal",
         "edge 1 -> 3 : d_down",
-        ["57:11: cell UpCell edge 1 -> 3: 'avgpool' down-samples, in generator G: generators only up-sample"],
+        [
+            "57:11: cell UpCell edge 1 -> 3: 'avgpool' down-samples, in generator G: generators only up-sample"
+        ],
     ),
     (
         "resolution",
         "project(size: 4, split: 2)",
         "project(size: 8, split: 2)",
         [
-            "56:11: generator G makes 8×2^2 = 32 pixels, but data digits has resolution 16 "
-            "(set project(size: 4) or change the cells)"
+            (
+                "56:11: generator G makes 8×2^2 = 32 pixels, but data digits has resolution 16 "
+                "(set project(size: 4) or change the cells)"
+            )
         ],
     ),
     (
@@ -157,29 +175,37 @@ CASES = [
         "genome_length",
         'genome "d_conv3x3,none,d_conv3x3,none,s_conv1x1,avgpool,avgpool|',
         'genome "d_conv3x3,none,d_conv3x3,none,s_conv1x1,avgpool|',
-        ["68:40: genome of FixedD: cell group 1 of the genome has 6 op(s), network 'D' has 7 searchable edge(s) there"],
+        [
+            "68:40: genome of FixedD: cell group 1 of the genome has 6 op(s), network 'D' has 7 searchable edge(s) there"
+        ],
     ),
     (
         "genome_op",
         'genome "d_conv3x3,none,d_conv3x3,none,s_conv1x1,avgpool,avgpool|',
         'genome "d_conv3x3,none,d_conv5x5,none,s_conv1x1,avgpool,avgpool|',
         [
-            "68:40: genome of FixedD: 'd_conv5x5' is not a candidate of edge 1 -> 2 in cell 2 "
-            "(choice 'd_normal': none, skip, d_conv3x3)"
+            (
+                "68:40: genome of FixedD: 'd_conv5x5' is not a candidate of edge 1 -> 2 in cell 2 "
+                "(choice 'd_normal': none, skip, d_conv3x3)"
+            )
         ],
     ),
     (
         "genome_invalid",
         'genome "d_conv3x3,none,d_conv3x3,none,s_conv1x1,avgpool,avgpool|',
         'genome "none,none,d_conv3x3,none,s_conv1x1,avgpool,avgpool|',
-        ["68:40: genome of FixedD is not a valid architecture: cell 2: node 1 of cell DownCell has no active input"],
+        [
+            "68:40: genome of FixedD is not a valid architecture: cell 2: node 1 of cell DownCell has no active input"
+        ],
     ),
     ("stage_network", "network: D,", "network: E,", ["77:38: unknown network 'E'"]),
     (
         "stage_later",
         "with: best(search_g)",
         "with: best(fully_train)",
-        ["77:47: stage fully_train runs after stage search_d; best() can only name an earlier stage"],
+        [
+            "77:47: stage fully_train runs after stage search_d; best() can only name an earlier stage"
+        ],
     ),
     (
         "missing_data",
@@ -197,7 +223,9 @@ CASES = [
         "unknown_argument",
         "conv(k: 3, dilation: 2)",
         "conv(kernel: 3, dilation: 2)",
-        ["11:28: unknown argument 'kernel' of conv; conv takes k, stride, dilation, padding, depthwise, bias, sn, out"],
+        [
+            "11:28: unknown argument 'kernel' of conv; conv takes k, stride, dilation, padding, depthwise, bias, sn, out"
+        ],
     ),
     (
         "unclosed_cell",
@@ -213,7 +241,10 @@ def test_error_is_reported_at_its_place(name: str, old: str, new: str, expected:
     assert old in TINY, f"case {name} no longer applies to tiny.eagan"
     with pytest.raises(SpecError) as info:
         check_text(TINY.replace(old, new, 1), "tiny.eagan")
-    got = [f"{d.line}:{d.column}: {d.header().split(': error: ', 1)[1]}" for d in info.value.diagnostics]
+    got = [
+        f"{d.line}:{d.column}: {d.header().split(': error: ', 1)[1]}"
+        for d in info.value.diagnostics
+    ]
     assert got == expected
     rendered = info.value.render()
     assert rendered.startswith(f"tiny.eagan:{expected[0].split(': ')[0]}: error: ")
@@ -221,7 +252,11 @@ def test_error_is_reported_at_its_place(name: str, old: str, new: str, expected:
 
 
 def test_all_errors_are_collected_in_one_pass() -> None:
-    text = TINY.replace("population: 4", "population: 5").replace("beta", "bta").replace("against: FixedD", "against: FixD")
+    text = (
+        TINY.replace("population: 4", "population: 5")
+        .replace("beta", "bta")
+        .replace("against: FixedD", "against: FixD")
+    )
     with pytest.raises(SpecError) as info:
         check_text(text, "tiny.eagan")
     assert len(info.value.diagnostics) == 3

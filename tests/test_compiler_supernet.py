@@ -370,5 +370,7 @@ def test_params_module_does_not_import_torch() -> None:
     import sys
 
     code = "import sys, compiler.params; assert 'torch' not in sys.modules"
-    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False)
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert run.returncode == 0, run.stderr

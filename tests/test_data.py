@@ -72,7 +72,9 @@ def test_imagefolder(tmp_path: Path) -> None:
 
     (tmp_path / "a").mkdir()
     for i in range(3):
-        Image.fromarray(np.full((20, 20, 3), 40 * i, dtype=np.uint8)).save(tmp_path / "a" / f"{i}.png")
+        Image.fromarray(np.full((20, 20, 3), 40 * i, dtype=np.uint8)).save(
+            tmp_path / "a" / f"{i}.png"
+        )
     data = load_training_data(DataIR("imagefolder", str(tmp_path), 8, 3), torch.device("cpu"))
     assert data.images.shape == (3, 3, 8, 8)
     assert int(data.images[2, 0, 4, 4]) == 80

@@ -9,8 +9,24 @@ from rich.console import Console
 from runtime.display import Reporter, population_table
 
 RECORDS = [
-    {"genome": "G:nearest,bilinear", "is": 7.5, "fid": 12.25, "params": 1234567, "rank": 0, "best": True, "selected": True},
-    {"genome": "G:deconv,deconv", "is": 2.0, "fid": float("inf"), "params": 99, "rank": 1, "best": False, "selected": False},
+    {
+        "genome": "G:nearest,bilinear",
+        "is": 7.5,
+        "fid": 12.25,
+        "params": 1234567,
+        "rank": 0,
+        "best": True,
+        "selected": True,
+    },
+    {
+        "genome": "G:deconv,deconv",
+        "is": 2.0,
+        "fid": float("inf"),
+        "params": 99,
+        "rank": 1,
+        "best": False,
+        "selected": False,
+    },
 ]
 
 
@@ -21,7 +37,21 @@ def test_population_table_snapshot() -> None:
     lines = [line.rstrip() for line in text.splitlines()]
     assert lines[0] == "search_g · round 1"
     row = next(line for line in lines if "nearest,bilinear" in line)
-    assert row.split() == ["│", "0*", "│", "0", "│", "7.50", "│", "12.25", "│", "1,234,567", "│", "nearest,bilinear", "│"]
+    assert row.split() == [
+        "│",
+        "0*",
+        "│",
+        "0",
+        "│",
+        "7.50",
+        "│",
+        "12.25",
+        "│",
+        "1,234,567",
+        "│",
+        "nearest,bilinear",
+        "│",
+    ]
     row = next(line for line in lines if "deconv" in line)
     assert "inf" in row.split()
 
@@ -37,4 +67,6 @@ def test_plain_lines_when_not_a_terminal() -> None:
     lines = out.getvalue().splitlines()
     assert lines[0] == "[search_g] round 1/2 (2 iterations)"
     assert lines[1] == "[search_g] epoch 1 iteration 2/2 D 0.750  G 0.250"
-    assert lines[2].startswith("[search_g] round 1: best IS 7.50 FID 12.25 params 1,234,567 · first front 1/2")
+    assert lines[2].startswith(
+        "[search_g] round 1: best IS 7.50 FID 12.25 params 1,234,567 · first front 1/2"
+    )

@@ -35,8 +35,10 @@ TINY_EDITS = [
     ("images: 1000", "images: 128"),
     ("final_images: 5000", "final_images: 256"),
     ("channels: 32", "channels: 16"),
-    ("warmup: 15                                   # small for CPU (paper: 50)\n  }\n\n  stage search_d",
-     "warmup: 1 }\n\n  stage search_d"),
+    (
+        "warmup: 15                                   # small for CPU (paper: 50)\n  }\n\n  stage search_d",
+        "warmup: 1 }\n\n  stage search_d",
+    ),
     ("with: best(search_g),", "with: GNearest,"),
     ("warmup: 15  ", "warmup: 0  "),
     ("epochs: 60", "epochs: 1"),
@@ -59,8 +61,11 @@ def _env() -> dict[str, str]:
 
 def _records(run: Path, stage: str) -> list[tuple[Any, ...]]:
     lines = [json.loads(x) for x in (run / "history.jsonl").read_text().splitlines()]
-    return [(r["round"], r["index"], r["genome"], r["is"], r["fid"], r["params"])
-            for r in lines if r["kind"] == "candidate" and r["stage"] == stage]
+    return [
+        (r["round"], r["index"], r["genome"], r["is"], r["fid"], r["params"])
+        for r in lines
+        if r["kind"] == "candidate" and r["stage"] == stage
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +74,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     spec = tiny_digits(folder)
     one, two = folder / "one", folder / "two"
     base = [sys.executable, "-m", "runtime.cli", "run", str(spec), "--device", "cpu"]
-    subprocess.run([*base, "--out", str(one)], cwd=ROOT, env=_env(), check=True, capture_output=True)
+    subprocess.run(
+        [*base, "--out", str(one)], cwd=ROOT, env=_env(), check=True, capture_output=True
+    )
     # `eagan run --nproc 2` launches torchrun --standalone --nproc_per_node 2 -m runtime.cli run ...
-    proc = subprocess.run([*base, "--out", str(two), "--nproc", "2"], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        [*base, "--out", str(two), "--nproc", "2"],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert proc.stdout.count("run finished") == 1  # rank 0 speaks
     return {"spec": spec, "one": one, "two": two, "folder": folder}
@@ -88,9 +101,19 @@ def test_two_processes_write_a_complete_run_directory(runs: dict[str, Path]) -> 
         assert (two / "samples" / f"{stage}_round02.png").is_file()
     metrics = json.loads((two / "final" / "metrics.json").read_text())
     assert metrics["fid"] > 0 and metrics["is"] >= 1.0
-    for f in ("generator.py", "discriminator.py", "generator.safetensors", "discriminator.safetensors"):
+    for f in (
+        "generator.py",
+        "discriminator.py",
+        "generator.safetensors",
+        "discriminator.safetensors",
+    ):
         assert (two / "final" / f).is_file(), f
-    assert sorted(p.suffix for p in (two / "checkpoints").iterdir()) == [".json", ".json", ".pt", ".pt"]
+    assert sorted(p.suffix for p in (two / "checkpoints").iterdir()) == [
+        ".json",
+        ".json",
+        ".pt",
+        ".pt",
+    ]
 
 
 def test_stage2_pairs_equal_the_one_process_run(runs: dict[str, Path]) -> None:
@@ -110,8 +133,15 @@ def _free_port() -> int:
 def _worker(rank: int, world: int, port: int, spec: str, out: str, stop_after: int) -> None:
     """One rank, as torchrun would start it; rank 1 asks to stop after `stop_after` stage-2 pair
     iterations (SIGTERM to itself, as a pre-empting scheduler would)."""
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(world),
+            "LOCAL_RANK": str(rank),
+            "MASTER_ADDR": "127.0.0.1",
+            "MASTER_PORT": str(port),
+        }
+    )
     import torch
     from rich.console import Console
 
@@ -145,13 +175,20 @@ def test_stop_on_one_rank_mid_stage2_then_resume(runs: dict[str, Path]) -> None:
     # round 2, in the middle of the second block (pairs 0 and 1 done, 2 and 3 in progress)
     mp.spawn(_worker, args=(2, _free_port(), str(runs["spec"]), str(out), 18), nprocs=2)
     meta = json.loads(max((out / "checkpoints").glob("*.json")).read_text())
-    assert meta["reason"] == "interrupted" and meta["stage"] == "search_d" and meta["world_size"] == 2
+    assert (
+        meta["reason"] == "interrupted" and meta["stage"] == "search_d" and meta["world_size"] == 2
+    )
     assert not (out / "final" / "metrics.json").exists()
     from runtime import checkpoint
 
     stage = checkpoint.load_latest(out / "checkpoints").state["stage_state"]
     assert stage["round"] == 1 and sorted(stage["pairs_done"]) == [0, 1]
-    assert {j: s["it"] for j, s in stage["jobs"].items()} == {2: 3, 3: 3}  # both ranks' pairs in progress
+    assert {j: s["it"] for j, s in stage["jobs"].items()} == {
+        2: 3,
+        3: 3,
+    }  # both ranks' pairs in progress
     mp.spawn(_worker, args=(2, _free_port(), str(runs["spec"]), str(out), 0), nprocs=2)
     assert (out / "history.jsonl").read_text() == (runs["two"] / "history.jsonl").read_text()
-    assert (out / "final" / "metrics.json").read_text() == (runs["two"] / "final" / "metrics.json").read_text()
+    assert (out / "final" / "metrics.json").read_text() == (
+        runs["two"] / "final" / "metrics.json"
+    ).read_text()

@@ -33,7 +33,8 @@ class StopAt(Reporter):
     """A quiet reporter that asks the runner to stop after `at` training iterations."""
 
     def __init__(self, at: int | None = None) -> None:
-        super().__init__(Console(file=open(os.devnull, "w"), width=120), live=False)
+        sink = open(os.devnull, "w")  # noqa: SIM115 (lives as long as the reporter)
+        super().__init__(Console(file=sink, width=120), live=False)
         self.at, self.count = at, 0
         self.runner: Any = None
         self.messages: list[str] = []
@@ -59,7 +60,9 @@ def _fresh(out: Path, reporter: StopAt) -> None:
 
 
 def _results(out: Path) -> tuple[str, dict[str, Any]]:
-    return (out / "history.jsonl").read_text(), json.loads((out / "final" / "metrics.json").read_text())
+    return (out / "history.jsonl").read_text(), json.loads(
+        (out / "final" / "metrics.json").read_text()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +95,20 @@ def test_stop_anywhere_and_resume_gives_the_same_run(
 
 def _spawn(out: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "runtime.cli", "run", str(TINY), "--out", str(out), "--device", "cpu"]
-    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "run",
+        str(TINY),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    return subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
 
 
 def _kill_and_resume(out: Path, after: float) -> None:
@@ -108,13 +123,21 @@ def _kill_and_resume(out: Path, after: float) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "run", "--resume", str(out), "--device", "cpu"],
-                          cwd=ROOT, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", "--resume", str(out), "--device", "cpu"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
 
 
 @pytest.mark.parametrize("seed", [1])
-def test_sigkill_at_a_random_point_then_resume(tmp_path: Path, reference: tuple[str, dict[str, Any], int], seed: int) -> None:
+def test_sigkill_at_a_random_point_then_resume(
+    tmp_path: Path, reference: tuple[str, dict[str, Any], int], seed: int
+) -> None:
     history, metrics, _ = reference
     out = tmp_path / "run"
     _kill_and_resume(out, random.Random(seed).uniform(0.5, 8.0))
@@ -123,7 +146,9 @@ def test_sigkill_at_a_random_point_then_resume(tmp_path: Path, reference: tuple[
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(2, 8))
-def test_sigkill_many_points(tmp_path: Path, reference: tuple[str, dict[str, Any], int], seed: int) -> None:
+def test_sigkill_many_points(
+    tmp_path: Path, reference: tuple[str, dict[str, Any], int], seed: int
+) -> None:
     history, metrics, _ = reference
     out = tmp_path / "run"
     _kill_and_resume(out, random.Random(seed).uniform(0.0, 20.0))
@@ -137,7 +162,9 @@ def _interrupted_run(tmp_path: Path, total: int) -> Path:
     return out
 
 
-def test_damaged_newest_checkpoint_falls_back(tmp_path: Path, reference: tuple[str, dict[str, Any], int]) -> None:
+def test_damaged_newest_checkpoint_falls_back(
+    tmp_path: Path, reference: tuple[str, dict[str, Any], int]
+) -> None:
     history, metrics, total = reference
     out = _interrupted_run(tmp_path, total)
     newest = ckpt.checkpoints(out / "checkpoints")[-1][1]
@@ -146,12 +173,16 @@ def test_damaged_newest_checkpoint_falls_back(tmp_path: Path, reference: tuple[s
     data[len(data) // 2] ^= 0xFF  # a flipped bit
     pt.write_bytes(bytes(data))
     reporter = _resume(out)
-    assert reporter.messages[0].startswith("skipped a damaged checkpoint, using the previous one: checkpoint")
+    assert reporter.messages[0].startswith(
+        "skipped a damaged checkpoint, using the previous one: checkpoint"
+    )
     assert "does not match its checksum" in reporter.messages[0]
     assert _results(out) == (history, metrics)
 
 
-def test_truncated_only_checkpoints_are_refused(tmp_path: Path, reference: tuple[str, dict[str, Any], int]) -> None:
+def test_truncated_only_checkpoints_are_refused(
+    tmp_path: Path, reference: tuple[str, dict[str, Any], int]
+) -> None:
     out = _interrupted_run(tmp_path, reference[2])
     for pt in (out / "checkpoints").glob("*.pt"):
         pt.write_bytes(pt.read_bytes()[:100])
@@ -159,7 +190,9 @@ def test_truncated_only_checkpoints_are_refused(tmp_path: Path, reference: tuple
         _resume(out)
 
 
-def test_full_disk_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_full_disk_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     folder = tmp_path / "checkpoints"
     ckpt.save(folder, {"x": torch.ones(3)}, {"reason": "first"})
 
@@ -182,15 +215,19 @@ def test_refusals(tmp_path: Path) -> None:
     run_dir = RunDir.create(tmp_path / "r", TINY)
     with pytest.raises(RunDirError, match="already holds a run; resume it with --resume"):
         RunDir.create(run_dir.root, TINY)
-    (run_dir.root / "resolved.json").write_text(json.dumps({"environment": {"seed": 0}, "file": str(TINY)}))
+    (run_dir.root / "resolved.json").write_text(
+        json.dumps({"environment": {"seed": 0}, "file": str(TINY)})
+    )
     other = tmp_path / "other.eagan"
     other.write_text(TINY.read_text().replace("population: 4", "population: 6"))
     with pytest.raises(RunDirError, match="differs from the spec this run was started with"):
         resume(run_dir.root, other)
 
 
-def test_diverged_candidate_is_marked_and_the_search_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runtime.search as search
+def test_diverged_candidate_is_marked_and_the_search_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from runtime import search
     from runtime.train import Diverged
 
     calls = {"n": 0}
@@ -209,7 +246,11 @@ def test_diverged_candidate_is_marked_and_the_search_goes_on(tmp_path: Path, mon
     out = tmp_path / "run"
     run_program(load(TINY), TINY, out, device="cpu", reporter=StopAt())
     lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
-    first = [r for r in lines if r["kind"] == "candidate" and r["stage"] == "search_g" and r["round"] == 0]
+    first = [
+        r
+        for r in lines
+        if r["kind"] == "candidate" and r["stage"] == "search_g" and r["round"] == 0
+    ]
     assert calls["n"] >= 1
     assert first[0]["diverged"] is True and first[0]["fid"] == "inf"
     assert all(r.get("fid") != "inf" for r in first[1:])  # the restored supernet still works

@@ -36,9 +36,20 @@ def events(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         if event == "result":
             stage1_weights[d["stage"]] = {k: v.clone() for k, v in d["module"].state_dict().items()}
         elif event == "population":
-            seen["population"].append((d["stage"], [ {k: v.clone() for k, v in p.state_dict().items()} for p in d["partners"]]))
+            seen["population"].append(
+                (
+                    d["stage"],
+                    [{k: v.clone() for k, v in p.state_dict().items()} for p in d["partners"]],
+                )
+            )
         elif event in ("trained", "reset"):
-            seen[event].append((d["stage"], d["round"], [{k: v.clone() for k, v in p.state_dict().items()} for p in d["partners"]]))
+            seen[event].append(
+                (
+                    d["stage"],
+                    d["round"],
+                    [{k: v.clone() for k, v in p.state_dict().items()} for p in d["partners"]],
+                )
+            )
 
     out = tmp_path_factory.mktemp("run") / "tiny"
     _run(out, observe)
@@ -51,7 +62,10 @@ def test_run_directory_is_complete(events: dict[str, Any]) -> None:
     out: Path = events["out"]
     assert (out / "spec.eagan").read_text() == TINY.read_text()
     resolved = json.loads((out / "resolved.json").read_text())
-    assert resolved["environment"]["seed"] == 0 and resolved["stages"][0]["settings"]["population"] == 4
+    assert (
+        resolved["environment"]["seed"] == 0
+        and resolved["stages"][0]["settings"]["population"] == 4
+    )
     lines = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     cands = [r for r in lines if r["kind"] == "candidate"]
     rounds = [r for r in lines if r["kind"] == "round"]
@@ -65,7 +79,12 @@ def test_run_directory_is_complete(events: dict[str, Any]) -> None:
         assert (out / "samples" / f"{stage}_round02.png").is_file()
     metrics = json.loads((out / "final" / "metrics.json").read_text())
     assert metrics["fid"] > 0 and metrics["is"] >= 1.0
-    for f in ("generator.py", "discriminator.py", "generator.safetensors", "discriminator.safetensors"):
+    for f in (
+        "generator.py",
+        "discriminator.py",
+        "generator.safetensors",
+        "discriminator.safetensors",
+    ):
         assert (out / "final" / f).is_file(), f
 
 
@@ -84,7 +103,7 @@ def test_stage2_generators_are_independent_until_reset(events: dict[str, Any]) -
 
 
 def test_stage2_starts_from_stage1_generator(events: dict[str, Any]) -> None:
-    stage, partners = next(p for p in events["population"] if p[0] == "search_d")
+    _stage, partners = next(p for p in events["population"] if p[0] == "search_d")
     g_star = events["stage1"]["search_g"]  # the subnet stage 1 handed on, with its trained weights
     assert set(partners[0]) == set(g_star)
     for s in partners:  # Alg. 1 l.18: every copy starts as G* with stage 1's weights

@@ -75,7 +75,9 @@ def test_offspring_are_new_valid_and_distinct() -> None:
     assert all(space.is_valid(g) for g in genomes)
     for c in children:
         if c.origin == "mutation":  # one edge changed from some parent
-            assert min(sum(a != b for a, b in zip(c.genome.choices, p.choices)) for p in parents) == 1
+            assert (
+                min(sum(a != b for a, b in zip(c.genome.choices, p.choices)) for p in parents) == 1
+            )
 
 
 def test_equal_parents_do_not_loop_forever() -> None:
