@@ -6,7 +6,7 @@ CIFAR-10 search in GPU-days from them, beside the paper's 1.2 GPU-days.
     python bench/throughput.py --device cuda --phases search_g,eval --json throughput.json
 
 Phases (built from the spec by the project's checker and compiler, run by the runtime's own
-training iteration `runtime.search._Trainer.iteration` = n_critic × `d_step` + one `g_step`, on
+training iteration `runtime.search.Trainer.iteration` = n_critic × `d_step` + one `g_step`, on
 CIFAR-shaped random uint8 data held on the device as `runtime.data.ImageData`, exactly as a run
 holds CIFAR-10):
 
@@ -76,7 +76,7 @@ from runtime.evolution import initial_population
 from runtime.metrics import ReferenceStats, evaluate_generator, frechet_distance
 from runtime.metrics.inception import InceptionV3FID, random_inception_state_dict
 from runtime.nets import build_fixed, build_supernet
-from runtime.search import Member, _EvalWrapper, _input_resolution, _Trainer, recalibrate_bn
+from runtime.search import EvalWrapper, Member, Trainer, input_resolution, recalibrate_bn
 
 SPEC = ROOT / "specs" / "cifar10.eagan"
 PAPER_GPU_DAYS = (
@@ -90,7 +90,7 @@ DATA_ROWS = 2048  # random "real" images held on the device (the gather costs th
 
 
 def trainer_context(program: Program, data: ImageData, dev: torch.device) -> SimpleNamespace:
-    """The parts of `runtime.search.Context` a `_Trainer` reads (one process: no data parallelism)."""
+    """The parts of `runtime.search.Context` a `Trainer` reads (one process: no data parallelism)."""
     ctx = SimpleNamespace(program=program, data=data, device=dev)
     try:
         # data parallelism, where the runtime has it: one process here (world size 1)
@@ -215,8 +215,8 @@ class Bench:
         self.rows: list[dict[str, Any]] = []
         self.bf16_why = bf16_available(dev)
 
-    def trainer(self, s: Any) -> _Trainer:
-        return _Trainer(self.ctx, s, torch.Generator().manual_seed(0))  # type: ignore[arg-type]
+    def trainer(self, s: Any) -> Trainer:
+        return Trainer(self.ctx, s, torch.Generator().manual_seed(0))  # type: ignore[arg-type]
 
     def record(
         self,
@@ -280,7 +280,7 @@ class Bench:
         net = program.networks[s["network"]]
         sup = build_supernet(program, net.name, 1, dev)
         opp = build_fixed(program, str(s["against"]), 2, dev).train()
-        space = GenomeSpace(net, _input_resolution(program, net))
+        space = GenomeSpace(net, input_resolution(program, net))
         population = initial_population(space, int(s["population"]), random.Random(0))
         for variant in VARIANTS:
             rng = random.Random(1)  # every variant trains the same sequence of genomes
@@ -291,7 +291,7 @@ class Bench:
             d_fn = wrap(opp, variant, dev, image_input=True)
 
             def warm(
-                tr: _Trainer = tr,
+                tr: Trainer = tr,
                 gm: Member = gm,
                 dm: Member = dm,
                 d_fn: Any = d_fn,
@@ -309,7 +309,7 @@ class Bench:
                 )
 
             def round_(
-                tr: _Trainer = tr,
+                tr: Trainer = tr,
                 gm: Member = gm,
                 dm: Member = dm,
                 d_fn: Any = d_fn,
@@ -358,7 +358,7 @@ class Bench:
         sup = build_supernet(program, net.name, 3, dev)
         g_name = fixed_named(program, self.args.g_star, "generator")
         g_star = build_fixed(program, g_name, 4, dev).train()
-        space = GenomeSpace(net, _input_resolution(program, net))
+        space = GenomeSpace(net, input_resolution(program, net))
         population = initial_population(space, int(s["population"]), random.Random(0))
         for variant in VARIANTS:
             rng = random.Random(1)  # every variant trains the same sequence of genomes
@@ -371,7 +371,7 @@ class Bench:
             g_fn = wrap(g_star, variant, dev, image_input=False)
 
             def warm(
-                tr: _Trainer = tr,
+                tr: Trainer = tr,
                 gm: Member = gm,
                 dm: Member = dm,
                 g_fn: Any = g_fn,
@@ -389,7 +389,7 @@ class Bench:
                 )
 
             def round_(
-                tr: _Trainer = tr,
+                tr: Trainer = tr,
                 gm: Member = gm,
                 dm: Member = dm,
                 g_fn: Any = g_fn,
@@ -441,7 +441,7 @@ class Bench:
             g_fn, d_fn = wrap(G, variant, dev, False), wrap(D, variant, dev, True)
 
             def step(
-                tr: _Trainer = tr,
+                tr: Trainer = tr,
                 gm: Member = gm,
                 dm: Member = dm,
                 g_fn: Any = g_fn,
@@ -476,7 +476,7 @@ class Bench:
         big = min(self.args.warmup_iters, 1)  # one untimed call warms a whole evaluation
         net = program.networks[str(s.get("network") or "G")]
         sup = build_supernet(program, net.name, 7, dev)
-        genome = GenomeSpace(net, _input_resolution(program, net)).random(random.Random(2))
+        genome = GenomeSpace(net, input_resolution(program, net)).random(random.Random(2))
         fn: Callable[[torch.Tensor], torch.Tensor] = lambda z: sup(z, genome)
         extractor = InceptionV3FID(quantize=str(s["quantize"]))  # type: ignore[arg-type]
         extractor.load_state_dict(random_inception_state_dict(0))
@@ -523,7 +523,7 @@ class Bench:
                 ):  # FID from n <= 2048 images: singular, fine for timing
                     warnings.simplefilter("ignore", RuntimeWarning)
                     evaluate_generator(
-                        _EvalWrapper(fn, sup),
+                        EvalWrapper(fn, sup),
                         n,
                         extractor,
                         ref,
@@ -545,10 +545,10 @@ class Bench:
 
 # --------------------------------------------------------------------------- projection
 def iterations_per_epoch(program: Program, s: Any, n_train: int) -> int:
-    """The runtime's own count (`_Trainer.iterations_per_epoch`: (N // batch_d) // n_critic)."""
+    """The runtime's own count (`Trainer.iterations_per_epoch`: (N // batch_d) // n_critic)."""
     fake = torch.zeros(1, 1, 1, 1, dtype=torch.uint8).expand(n_train, 1, 1, 1)
     ctx = trainer_context(program, ImageData("n", fake, "train"), torch.device("cpu"))
-    return _Trainer(ctx, s, torch.Generator()).iterations_per_epoch()  # type: ignore[arg-type]
+    return Trainer(ctx, s, torch.Generator()).iterations_per_epoch()  # type: ignore[arg-type]
 
 
 def projection(program: Program, rows: list[dict[str, Any]], n_train: int) -> dict[str, Any]:

@@ -1,0 +1,190 @@
+"""Stage 2's one-to-one rounds (§4.2, Alg. 1 l.18–30): P pairs, candidate i trains only with its own
+copy of the opponent (Eq. 10); pairs are independent within a round, so they spread over the
+ranks (`runtime/dist.py`) with results that do not depend on how many there are. Each pair trains a
+private copy of its candidate's path for an equal quota of iterations; at the round's end the
+copies are merged back into the supernet (`merge`), and with weight-resetting every copy of the
+opponent takes the weights of the best pair's copy (`weight_reset`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from runtime.dist import to_cpu
+from runtime.search.members import Member, Trainer
+from runtime.search.protocol import Interrupted, derive_seed
+from runtime.train import Diverged
+
+if TYPE_CHECKING:
+    from eagan_dsl.genome import Genome
+    from eagan_dsl.ir import NetworkIR
+    from runtime.search.protocol import Context
+
+
+class OneToOne:
+    """The one-to-one pairs of a search stage (mixed into `SearchStage`)."""
+
+    ctx: Context
+    s: dict[str, Any]
+    P: int
+    E: int
+    round: int
+    net: NetworkIR
+    searching_g: bool
+    me: str
+    one_to_one: bool
+    trainer: Trainer
+    supernet: Member
+    partners: list[Member]
+    population: list[Genome]
+    diverged: set[int]
+    pairs_done: dict[int, dict[str, Any]]
+    jobs: dict[int, dict[str, Any]]
+    _live_job: dict[str, Any] | None
+
+    announce: Callable[[str, str, int], None]  # from `Stage`
+
+    # ------------------------------------------------------------ one-to-one: the pairs
+    def _train_round(self) -> bool:
+        """Stage 2's round (Alg. 1 l.22–25), pair by pair. Candidate i (a D, or a G when G is
+        searched one-to-one) trains a private copy of its path through the supernet (inherited
+        weights, §3.1) with its own copy of the opponent (Eq. 10), for the same number of iterations
+        as every other pair and on its own stream of batches. Pairs are thus independent within a
+        round: they spread over the ranks, W at a time, and a pair's result does not depend on the
+        world size. At the round's end the private copies are averaged back into the supernet
+        (`_merge`), so weights stay shared across rounds."""
+        if not self.one_to_one:
+            return False
+        ctx, dist = self.ctx, self.ctx.dist
+        quota = max(self.E * self.trainer.iterations_per_epoch() // self.P, 1)
+        blocks = math.ceil(self.P / dist.world)
+        self.announce(
+            f"round{self.round}",
+            f"round {self.round + 1}/{self.R}: {self.P} pairs × {quota} iterations",
+            blocks * quota,
+        )
+        for first in range(0, self.P, dist.world):
+            j = first + dist.rank
+            job = self._job(j) if j < self.P and j not in self.pairs_done else None
+            self._live_job = job
+            while True:
+                active = job is not None and job["it"] < quota and not job["diverged"]
+                stop, running = dist.flags(ctx.stop_requested(), active)
+                if stop:
+                    raise Interrupted()
+                if not running:
+                    break
+                if job is not None and active:
+                    ld, lg = self._pair_step(j, job)
+                    ctx.report.step(d=ld, g=lg, epoch=0)
+            done = dist.gather(None if job is None else to_cpu(self._job_state(job)))
+            self._live_job = None
+            for state in done:
+                if state is not None:
+                    self._pair_done(state)
+        self._merge()
+        self.pairs_done = {}
+        return True
+
+    def _job(self, j: int) -> dict[str, Any]:
+        """Pair j's training: a private copy of the candidate's path through the supernet (and of
+        its EMA), a fresh Adam, its own batches; or the pair in progress in a checkpoint."""
+        from compiler.extract import extract
+
+        s, ctx, sup, genome = self.s, self.ctx, self.supernet, self.population[j]
+        net = Member(
+            extract(sup.module, genome),
+            self.trainer.lr[self.me],
+            self.trainer.betas,
+            s["ema"] if sup.ema is not None else None,
+        )
+        if net.ema is not None and sup.ema is not None:
+            net.ema.module.load_state_dict(extract(sup.ema.module, genome).state_dict())
+        gen = torch.Generator().manual_seed(
+            derive_seed(ctx.seed, self.stage.name, "pair", self.round, j)
+        )
+        job = {
+            "j": j,
+            "it": 0,
+            "diverged": False,
+            "net": net,
+            "trainer": Trainer(ctx, s, gen, shard=False),
+        }
+        if j in self.jobs:
+            saved = self.jobs.pop(j)
+            job.update(it=int(saved["it"]), diverged=bool(saved["diverged"]))
+            net.load_state_dict(saved["net"])
+            job["trainer"].load_state_dict(saved["trainer"])
+            self.partners[j].load_state_dict(saved["partner"])
+        return job
+
+    def _pair_step(self, j: int, job: dict[str, Any]) -> tuple[float, float]:
+        mine, them = job["net"], self.partners[j]
+        g, d = (mine, them) if self.searching_g else (them, mine)
+        try:
+            losses = job["trainer"].iteration(g.module, d.module, g, d)
+        except Diverged:
+            job["diverged"] = True  # scored worst; its weights stay out of the merge
+            return math.nan, math.nan
+        job["it"] += 1
+        return losses
+
+    def _job_state(self, job: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "j": job["j"],
+            "it": job["it"],
+            "diverged": job["diverged"],
+            "net": job["net"].state_dict(),
+            "trainer": job["trainer"].state_dict(),
+            "partner": self.partners[job["j"]].state_dict(),
+        }
+
+    def _pair_done(self, state: dict[str, Any]) -> None:
+        j = int(state["j"])
+        net = state["net"]
+        self.pairs_done[j] = {
+            "module": net["module"],
+            "ema": net["ema"],
+            "diverged": bool(state["diverged"]),
+        }
+        if state["diverged"]:
+            self.diverged.add(j)
+        self.partners[j].load_state_dict(state["partner"])
+
+    def _merge(self) -> None:
+        """The supernet (and its EMA) takes, for every weight, the mean of the pairs' private copies
+        that hold it (in pair order, so identical on every rank); weights no pair used keep theirs."""
+        from compiler.extract import subnet_keys
+
+        sup = self.supernet
+        targets = [("module", sup.module)] + (
+            [("ema", sup.ema.module)] if sup.ema is not None else []
+        )
+        for part, module in targets:
+            state = module.state_dict()
+            sums: dict[str, torch.Tensor] = {}
+            counts: dict[str, int] = {}
+            for j in sorted(self.pairs_done):
+                if self.pairs_done[j]["diverged"]:
+                    continue
+                private = self.pairs_done[j][part]
+                for key, sub in subnet_keys(self.net, self.population[j], state).items():
+                    value = private[sub].to(state[key].device)
+                    sums[key] = sums[key] + value if key in sums else value.clone()
+                    counts[key] = counts.get(key, 0) + 1
+            for key, total in sums.items():
+                if total.is_floating_point():
+                    state[key].copy_(total / counts[key])
+            module.load_state_dict(state)
+
+    def weight_reset(self, best: int) -> None:
+        """Weight-resetting (Alg. 1 l.29–30): every copy takes the best copy's weights, optimizer state and EMA (bit-identical)."""
+        state = copy.deepcopy(self.partners[best].state_dict())
+        for i, member in enumerate(self.partners):
+            if i != best:
+                member.load_state_dict(copy.deepcopy(state))

@@ -1,0 +1,409 @@
+"""A search stage (Algorithm 1 of the paper): warm-up, then R rounds of training uniformly drawn
+candidates, evaluating all P, selecting by non-dominated sorting and refilling by crossover and
+mutation (§4.3). `Evolving` is the loop that the search stage and the coupled ablation share;
+`SearchStage` searches one network (G or D) against an opponent. `many_to_one` (§4.1): every
+candidate trains against one shared opponent, which is trained too (Eq. 7–8). `one_to_one`
+(§4.2, `runtime/search/one_to_one.py`): P copies of the opponent, candidate i trains only with
+copy i (Eq. 10), with weight-resetting after each round. The copies are extracted subnets (only
+the chosen ops), not supernet copies — the released code's 32 supernet copies cost ~9 GB and alias
+one another (research notes §3.4).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import random
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from eagan_dsl.genome import Genome, GenomeSpace
+from eagan_dsl.ir import Best, StageIR
+from runtime.dist import to_cpu
+from runtime.evolution import initial_population, offspring
+from runtime.nets import build_fixed, build_supernet, genome_of, params_of
+from runtime.search.members import EvalWrapper, Member, Trainer, input_resolution, recalibrate
+from runtime.search.one_to_one import OneToOne
+from runtime.search.protocol import (
+    Context,
+    Stage,
+    StageResult,
+    derive_seed,
+    rng_state,
+    set_rng_state,
+)
+from runtime.selection import cars_select, nsga2_select, objective_matrix, pick, ranks
+from runtime.train import Diverged
+
+
+class Evolving(Stage):
+    """The loop of a search stage: warm-up, then R rounds of training uniformly drawn candidates,
+    evaluating all P, selecting and refilling (Alg. 1). Subclasses say how a candidate trains, is
+    scored and varied."""
+
+    P: int
+    R: int
+    E: int
+    round: int
+    rng: random.Random
+    trainer: Trainer
+    records: list[dict[str, Any]]
+    diverged: set[int]
+    best_i: int
+
+    def _warm_iteration(self) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _start_population(self) -> None:
+        raise NotImplementedError
+
+    def _train_candidate(self, i: int) -> tuple[float, float]:
+        raise NotImplementedError
+
+    def _evaluate(self, i: int) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _generator(self, i: int) -> nn.Module:
+        raise NotImplementedError
+
+    def _refill(self, keep: list[int]) -> None:
+        raise NotImplementedError
+
+    def _result(self) -> StageResult:
+        raise NotImplementedError
+
+    def run(self) -> StageResult:
+        ctx, s = self.ctx, self.s
+        iters = self.trainer.iterations_per_epoch()
+        while self.phase != "done":
+            if self.phase == "warmup":
+                # §5.1: all candidate ops trained equally — a fresh valid genome every iteration
+                if self.epoch >= int(s["warmup"]):
+                    self._start_population()
+                    self.phase, self.epoch, self.it = "train", 0, 0
+                    continue
+                self.announce("warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters)
+                ctx.poll()
+                try:
+                    ld, lg = self._warm_iteration()
+                except Diverged:
+                    ld = lg = math.nan
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, ctx.checkpoint_every, "warm-up")
+            elif self.phase == "train":
+                if self.epoch >= self.E or self._train_round():
+                    self.phase, self.records = "eval", []
+                    self._trained()
+                    continue
+                self.announce(
+                    f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters
+                )
+                ctx.poll()
+                i = self.rng.randrange(self.P)  # Alg. 1 l.8 / l.23: a uniformly drawn candidate
+                ld = lg = math.nan
+                if i not in self.diverged:
+                    try:
+                        ld, lg = self._train_candidate(i)
+                    except Diverged:
+                        self._diverged(i)
+                ctx.report.step(d=ld, g=lg, epoch=self.epoch)
+                self._advance(iters, 0, "round")
+            elif self.phase == "eval":
+                if len(self.records) < self.P:
+                    # W candidates at a time, one per rank; every rank gets every record
+                    ctx.poll()
+                    i = len(self.records) + ctx.dist.rank
+                    mine = self._evaluate(i) if i < self.P else None
+                    self.records.extend(r for r in ctx.dist.gather(mine) if r is not None)
+                    continue
+                keep = self._rank()
+                if self.round == self.R - 1:
+                    self.phase = "done"
+                    continue
+                self._refill(keep)
+                self.round += 1
+                self.phase, self.epoch, self.it, self.diverged = "train", 0, 0, set()
+                self._round_started()
+                ctx.save(f"{self.stage.name} round {self.round}")
+        return self._result()
+
+    def _trained(self) -> None:
+        pass
+
+    def _train_round(self) -> bool:
+        """A stage that trains a whole round its own way does it here and returns True."""
+        return False
+
+    def _round_started(self) -> None:
+        pass
+
+    def _diverged(self, i: int) -> None:
+        self.diverged.add(i)
+
+    def _score(self, record: dict[str, Any], i: int) -> dict[str, Any]:
+        """IS and FID of candidate i, or the worst values for a diverged one."""
+        if i in self.diverged:
+            record.update({"is": 0.0, "is_std": 0.0, "fid": math.inf, "diverged": True})
+            return record
+        seed = derive_seed(
+            self.ctx.seed, self.stage.name, "eval", self.round
+        )  # same z for every candidate
+        record.update(
+            self.ctx.evaluators["search"].evaluate(self._generator(i), int(self.s["images"]), seed)
+        )
+        if not math.isfinite(record["fid"]):
+            record["diverged"] = True
+        return record
+
+    def _rank(self) -> list[int]:
+        """Selection (Eq. 6 / Eq. 9, §4.3): non-dominated sorting, the pick, the history."""
+        ctx, s, records = self.ctx, self.s, self.records
+        F = objective_matrix(records, ctx.program.objectives)
+        rank = ranks(F)
+        self.best_i = pick(records, F, s["pick"])
+        keep = (
+            cars_select(records, self.P // 2, self.rng)
+            if s["selection"] == "cars"
+            else nsga2_select(F, self.P // 2)
+        )
+        for i, record in enumerate(records):
+            record.update({"rank": rank[i], "selected": i in keep, "best": i == self.best_i})
+            ctx.history.candidate(self.stage.name, self.round, i, record)
+        ctx.history.round(self.stage.name, self.round, records, self.best_i)
+        ctx.report.round_table(self.stage.name, self.round, records)
+        ctx.samples(f"{self.stage.name}_round{self.round + 1:02d}", self._generator(self.best_i))
+        return keep
+
+    def _vary(self, parents: list[Genome], space: GenomeSpace) -> list[Any]:
+        """P − |parents| children: crossover & mutation (§4.3), or fresh random architectures for
+        the random-search baseline."""
+        n, s = self.P - len(parents), self.s
+        if s["strategy"] == "random":
+            return offspring([], n, space, self.rng, 0.0, 0.0, taken=parents)
+        return offspring(parents, n, space, self.rng, float(s["crossover"]), float(s["mutation"]))
+
+
+class SearchStage(OneToOne, Evolving):
+    """A search stage (paper §4.1 / §4.2): warm-up, then R rounds of training, evaluation,
+    selection and crossover & mutation of one network against an opponent."""
+
+    def __init__(self, ctx: Context, stage: StageIR) -> None:
+        super().__init__(ctx, stage)
+        s, program = self.s, ctx.program
+        self.net = program.networks[s["network"]]
+        self.searching_g = self.net.role == "generator"
+        self.me, self.them = ("g", "d") if self.searching_g else ("d", "g")
+        self.them_role = "discriminator" if self.searching_g else "generator"
+        self.rng = random.Random(derive_seed(ctx.seed, stage.name, "evolution"))
+        self.trainer = Trainer(
+            ctx,
+            s,
+            torch.Generator().manual_seed(derive_seed(ctx.seed, stage.name, "batches")),
+        )
+        self.space = GenomeSpace(self.net, input_resolution(program, self.net))
+        self.P, self.R, self.E = int(s["population"]), int(s["rounds"]), int(s["epochs"])
+        self.one_to_one = s["pairing"] == "one_to_one"
+        betas, lr, ema = self.trainer.betas, self.trainer.lr, s["ema"]
+        supernet = build_supernet(
+            program, self.net.name, derive_seed(ctx.seed, stage.name, "supernet"), ctx.device
+        )
+        self.supernet = Member(supernet, lr[self.me], betas, ema if self.searching_g else None)
+        opponent, self.opponent_genome = self._opponent()
+        opponent.to(ctx.device).train()
+        them_ema = ema if not self.searching_g else None
+        first = Member(opponent, lr[self.them], betas, them_ema)
+        # one-to-one: P independent copies of G* (Alg. 1 l.18); warm-up trains a separate copy
+        self.partners = [first.copy() for _ in range(self.P)] if self.one_to_one else [first]
+        self.warm = first if self.one_to_one else self.partners[0]
+        self.phase, self.round, self.epoch, self.it = "warmup", 0, 0, 0
+        self.population: list[Genome] = []
+        self.origins: list[str] = []
+        self.diverged: set[int] = set()
+        self.records: list[dict[str, Any]] = []
+        self.best_i = 0
+        # one-to-one rounds: trained pairs of this round (private weights) and pairs in progress
+        self.pairs_done: dict[int, dict[str, Any]] = {}
+        self.jobs: dict[int, dict[str, Any]] = {}
+        self._live_job: dict[str, Any] | None = None
+
+    def _opponent(self) -> tuple[nn.Module, Genome]:
+        """A fixed network (fresh weights) or a previous stage's pick with its trained weights."""
+        s, ctx = self.s, self.ctx
+        source = s["against"] if s["against"] is not None else s["with"]
+        if isinstance(source, Best):
+            result = ctx.results[source.stage]
+            return copy.deepcopy(result.modules[self.them_role]), result.genomes[self.them_role]
+        module = build_fixed(
+            ctx.program, source, derive_seed(ctx.seed, self.stage.name, "opponent"), ctx.device
+        )
+        return module, genome_of(ctx.program, source)
+
+    def _partner(self, i: int) -> Member:
+        return self.partners[i if self.one_to_one else 0]
+
+    # ------------------------------------------------------------------------ training
+    def _train(self, genome: Genome, partner: Member) -> tuple[float, float]:
+        sup = self.supernet.module
+        cand: Callable[[torch.Tensor], torch.Tensor] = lambda x: sup(x, genome)
+        if self.searching_g:
+            return self.trainer.iteration(None, partner.module, self.supernet, partner, g_fn=cand)
+        return self.trainer.iteration(partner.module, None, partner, self.supernet, d_fn=cand)
+
+    def _warm_iteration(self) -> tuple[float, float]:
+        return self._train(self.space.random(self.rng), self.warm)
+
+    def _train_candidate(self, i: int) -> tuple[float, float]:
+        return self._train(self.population[i], self._partner(i))
+
+    def _start_population(self) -> None:
+        self.population = initial_population(self.space, self.P, self.rng)
+        self.origins = ["random"] * self.P
+        self._snapshot()
+        self.ctx.notify(
+            "population",
+            stage=self.stage.name,
+            population=list(self.population),
+            partners=[p.module for p in self.partners],
+        )
+
+    def _trained(self) -> None:
+        self.ctx.notify(
+            "trained",
+            stage=self.stage.name,
+            round=self.round,
+            population=list(self.population),
+            partners=[p.module for p in self.partners],
+        )
+
+    def _diverged(self, i: int) -> None:
+        """A candidate whose loss is NaN/inf: marked, scored worst, never trained again this round;
+        shared weights it poisoned are restored from the round's start."""
+        self.diverged.add(i)
+        for member in (self.supernet, self._partner(i)):
+            if not member.finite() and getattr(member, "_good", None) is not None:
+                member.load_state_dict(member._good)  # type: ignore[attr-defined]
+
+    def _round_started(self) -> None:
+        self._snapshot()
+
+    def _snapshot(self) -> None:
+        """Keep the shared weights of the round's start, to restore if a candidate poisons them."""
+        for member in [self.supernet] + ([] if self.one_to_one else self.partners):
+            member._good = copy.deepcopy(member.state_dict())  # type: ignore[attr-defined]
+
+    # ---------------------------------------------------------------------- evaluation
+    def _generator(self, i: int) -> nn.Module:
+        """The generator that scores candidate i: itself (stage 1) or, for a D candidate, the G it
+        was trained with (§4.2: D is assessed indirectly through its G's IS and FID)."""
+        if self.searching_g:
+            net = self.supernet.evaluated()
+            genome = self.population[i]
+            fn: Callable[[torch.Tensor], torch.Tensor] = lambda z: net(z, genome)
+            recalibrate(self.ctx, self.s, fn, net, self.round)
+            return EvalWrapper(fn, net)
+        module = self._partner(i).evaluated()
+        return EvalWrapper(module, module)
+
+    def _evaluate(self, i: int) -> dict[str, Any]:
+        genome = self.population[i]
+        record = {
+            "genome": self.space.encode(genome),
+            "params": params_of(self.ctx.program, genome),
+            "origin": self.origins[i],
+        }
+        return self._score(record, i)
+
+    # ---------------------------------------------------------------------- evolution
+    def _refill(self, keep: list[int]) -> None:
+        """Weight-resetting (Alg. 1 l.29–30), then crossover & mutation (§4.3)."""
+        if self.one_to_one and self.s["weight_reset"]:
+            self.weight_reset(self.best_i)
+            self.ctx.notify(
+                "reset",
+                stage=self.stage.name,
+                round=self.round,
+                best=self.best_i,
+                partners=[p.module for p in self.partners],
+            )
+        parents = [self.population[i] for i in keep]
+        children = self._vary(parents, self.space)
+        self.population = parents + [c.genome for c in children]
+        self.origins = ["parent"] * len(parents) + [c.origin for c in children]
+        if self.one_to_one:
+            # survivors keep their G; a child takes a copy of the G of the parent in its slot
+            order = keep + [keep[j % len(keep)] for j in range(len(children))]
+            used: set[int] = set()
+            partners = []
+            for src in order:
+                partners.append(self.partners[src].copy() if src in used else self.partners[src])
+                used.add(src)
+            self.partners = partners
+
+    def _result(self) -> StageResult:
+        from compiler.extract import extract
+
+        genome = self.population[self.best_i]
+        return StageResult(
+            stage=self.stage.name,
+            searched=self.net.role,
+            genomes={self.net.role: genome, self.them_role: self.opponent_genome},
+            modules={
+                self.net.role: extract(self.supernet.module, genome),
+                self.them_role: copy.deepcopy(self._partner(self.best_i).module),
+            },
+            record=self.records[self.best_i] if self.records else {},
+        )
+
+    # -------------------------------------------------------------------------- state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            **self.counters(),
+            "round": self.round,
+            "population": [list(g.choices) for g in self.population],
+            "origins": list(self.origins),
+            "diverged": sorted(self.diverged),
+            "records": json.dumps(self.records, default=str),
+            "best": self.best_i,
+            "rng": rng_state(self.rng),
+            "trainer": self.trainer.state_dict(),
+            "supernet": self.supernet.state_dict(),
+            "partners": [p.state_dict() for p in self.partners],
+            "warm": self.warm.state_dict() if self.one_to_one else None,
+            "pairs_done": self.pairs_done,
+            "jobs": self._jobs_state(),
+        }
+
+    def _jobs_state(self) -> dict[int, Any]:
+        """The pairs in progress on every rank (a collective: every rank calls `state_dict`)."""
+        mine = self._live_job
+        states = self.ctx.dist.gather(None if mine is None else to_cpu(self._job_state(mine)))
+        jobs = {int(s["j"]): s for s in states if s is not None}
+        return {**self.jobs, **jobs}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.set_counters(state)
+        self.round, self.best_i = int(state["round"]), int(state["best"])
+        self.population = [Genome(self.net.name, tuple(c)) for c in state["population"]]
+        self.origins = list(state["origins"])
+        self.diverged = set(state["diverged"])
+        self.records = json.loads(state["records"])
+        set_rng_state(self.rng, state["rng"])
+        self.trainer.load_state_dict(state["trainer"])
+        self.supernet.load_state_dict(state["supernet"])
+        while len(self.partners) < len(state["partners"]):
+            self.partners.append(self.partners[0].copy())
+        for member, ms in zip(self.partners, state["partners"]):
+            member.load_state_dict(ms)
+        if state["warm"] is not None:
+            self.warm.load_state_dict(state["warm"])
+        self.pairs_done = {int(j): v for j, v in state.get("pairs_done", {}).items()}
+        self.jobs = {int(j): v for j, v in state.get("jobs", {}).items()}
+        for j in self.pairs_done:
+            if self.pairs_done[j]["diverged"]:
+                self.diverged.add(j)
+        if self.phase in ("train", "eval"):
+            self._snapshot()
