@@ -225,23 +225,79 @@ class GenomeSpace:
         raise GenomeError(f"no valid genome of '{self.network.name}' found in {MAX_TRIES} draws")
 
     def mutate(self, genome: Genome, rng: _random.Random) -> Genome | None:
-        """Change the op of one random edge to another candidate (paper §4.3); None if no valid
-        single-edge change exists."""
-        moves = [
-            (g, c)
-            for g in range(len(self.genes))
-            for c in range(len(self.candidates[g]))
-            if c != genome.choices[g]
-        ]
-        rng.shuffle(moves)
-        # draw the edge first, then the op, as the paper does; fall back over all moves
-        for g, c in moves:
-            child = list(genome.choices)
-            child[g] = c
-            candidate = Genome(genome.network, tuple(child))
-            if self.is_valid(candidate):
-                return candidate
+        """Change the op of one edge to another candidate (paper §4.3): the edge first, drawn
+        uniformly, then the op, drawn uniformly among the other candidates of that edge. An edge
+        with no valid change is passed over for the next one drawn; None if no edge has one."""
+        edges = [g for g in range(len(self.genes)) if len(self.candidates[g]) > 1]
+        rng.shuffle(edges)
+        for g in edges:
+            ops = [c for c in range(len(self.candidates[g])) if c != genome.choices[g]]
+            rng.shuffle(ops)
+            for c in ops:
+                child = list(genome.choices)
+                child[g] = c
+                candidate = Genome(genome.network, tuple(child))
+                if self.is_valid(candidate):
+                    return candidate
         return None
+
+    def usable_ops(self) -> list[list[int]]:
+        """For every edge, the candidates that some valid genome uses there (an op that can never
+        be valid on an edge, such as `none` on the only input of a node, is left out); found by
+        setting the edge on random valid genomes, with a fixed seed."""
+        if getattr(self, "_usable", None) is None:
+            rng = _random.Random(0)
+            pool = [self.random(rng) for _ in range(64)]
+            usable: list[list[int]] = []
+            for g, cands in enumerate(self.candidates):
+                ops = []
+                for c in range(len(cands)):
+                    for base in pool:
+                        trial = list(base.choices)
+                        trial[g] = c
+                        if self.is_valid(Genome(self.network.name, tuple(trial))):
+                            ops.append(c)
+                            break
+                usable.append(ops)
+            self._usable = usable
+        return [list(u) for u in self._usable]
+
+    def fair_paths(self, rng: _random.Random) -> list[Genome]:
+        """FairNAS's strict fairness (Chu et al., 2021): K = the most candidates of any edge valid
+        genomes that together use every candidate op of every edge, each as evenly as possible
+        (exactly once where an edge has K usable candidates, else ⌊K/m⌋ or ⌈K/m⌉ times for m;
+        `usable_ops`). Column e of the K paths is a shuffled sequence of edge e's ops; a set with
+        an invalid path is drawn again."""
+        usable = self.usable_ops()
+        k = max((len(u) for u in usable), default=1)
+        columns = []
+        for ops in usable:
+            m = len(ops)
+            columns.append([c for _ in range(-(-k // m)) for c in rng.sample(ops, m)][:k])
+
+        def path(i: int) -> Genome:
+            return Genome(self.network.name, tuple(col[i] for col in columns))
+
+        bad = {i for i in range(k) if not self.is_valid(path(i))}
+        # repair by swapping two paths' ops on one edge: every column keeps its ops, so the
+        # balance holds; a swap is kept when it does not add invalid paths
+        for _ in range(MAX_TRIES * 10):
+            if not bad:
+                return [path(i) for i in range(k)]
+            i = rng.choice(sorted(bad))
+            j = rng.randrange(k)
+            col = columns[rng.randrange(len(columns))]
+            if i == j or col[i] == col[j]:
+                continue
+            col[i], col[j] = col[j], col[i]
+            now = {x for x in bad | {j} if not self.is_valid(path(x))}
+            if len(now) <= len(bad):
+                bad = now
+            else:
+                col[i], col[j] = col[j], col[i]
+        raise GenomeError(
+            f"no fair set of valid paths of '{self.network.name}' found in {MAX_TRIES} draws"
+        )
 
     def crossover(self, a: Genome, b: Genome, rng: _random.Random) -> Genome | None:
         """Child = `a` with one edge copied from `b` where they differ (paper §4.3); None when the

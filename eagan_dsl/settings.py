@@ -166,6 +166,40 @@ SEARCH_STAGE = (
         "copy the best G into all P generators after each round (§4.2)",
     ),
     _k("warmup", "int", 50, "warm-up epochs before the first round (paper §5.1)", minimum=0),
+    _k(
+        "warmup_sampling",
+        "enum",
+        "uniform",
+        "uniform: one random valid path per warm-up step (the released code); fair: FairNAS's "
+        "strict fairness, every step trains a set of valid paths that together use every "
+        "candidate op of every edge, each on its share of the batch, in one update",
+        choices=("uniform", "fair"),
+    ),
+    _k(
+        "round_sampling",
+        "enum",
+        "uniform",
+        "uniform: each round iteration trains a uniformly drawn candidate (Alg. 1 l.8); fair: "
+        "candidates in shuffled turns, so every candidate trains the same number of iterations",
+        choices=("uniform", "fair"),
+    ),
+    _k(
+        "score",
+        "enum",
+        "ema",
+        "what scores a weight-shared candidate: ema (the EMA of the supernet, restarted at the end "
+        "of warm-up) or raw (the supernet's weights); BatchNorm re-estimated in both "
+        "(recalibrate_bn)",
+        choices=("ema", "raw"),
+    ),
+    _k(
+        "merge",
+        "enum",
+        "sum",
+        "one-to-one rounds: the supernet takes the sum of the pairs' weight changes (Alg. 1's "
+        "rate: one shared supernet updated by every pair) or their mean",
+        choices=("sum", "mean"),
+    ),
 )
 
 TRAIN_STAGE = (

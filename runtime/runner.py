@@ -234,7 +234,11 @@ class Runner:
                         result = self.current.run()
                         self.ctx.results[stage.name] = result
                         self.ctx.notify(
-                            "result", stage=stage.name, module=result.module, genome=result.genome
+                            "result",
+                            stage=stage.name,
+                            module=result.module,
+                            genome=result.genome,
+                            result=result,
                         )
                         if self.dist.main:
                             _plots(self.run_dir, stage.name, self.history.records)

@@ -70,11 +70,14 @@ class CoupledStage(Evolving):
         return self._train(self.gs[i], self.ds[i])
 
     def _start_population(self) -> None:
+        if self.G.ema is not None:  # the scoring EMA starts at the end of warm-up
+            self.G.ema.module.load_state_dict(self.G.module.state_dict())
         self.gs = initial_population(self.g_space, self.P, self.rng)
         self.ds = initial_population(self.d_space, self.P, self.rng)
 
     def _generator(self, i: int) -> nn.Module:
-        net, genome = self.G.evaluated(), self.gs[i]
+        net = self.G.evaluated() if self.s["score"] == "ema" else self.G.module
+        genome = self.gs[i]
         fn: Callable[[torch.Tensor], torch.Tensor] = lambda z: net(z, genome)
         recalibrate(self.ctx, self.s, fn, net, self.round)
         return EvalWrapper(fn, net)
@@ -96,12 +99,14 @@ class CoupledStage(Evolving):
         from compiler.extract import extract
 
         g, d = self.gs[self.best_i], self.ds[self.best_i]
+        scored = self._generator(self.best_i)  # what scored the pick (weights and BN statistics)
+        assert isinstance(scored, EvalWrapper)
         return StageResult(
             stage=self.stage.name,
             searched="generator",
             genomes={"generator": g, "discriminator": d},
             modules={
-                "generator": extract(self.G.module, g),
+                "generator": extract(scored.inner, g).requires_grad_(True),
                 "discriminator": extract(self.D.module, d),
             },
             record=self.records[self.best_i] if self.records else {},

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -24,6 +24,35 @@ if TYPE_CHECKING:
     from eagan_dsl.genome import Genome
     from eagan_dsl.ir import NetworkIR
     from runtime.search.protocol import Context
+
+
+def merge_changes(
+    state: dict[str, torch.Tensor],
+    contributions: Sequence[Mapping[str, torch.Tensor]],
+    params: set[str],
+    rule: str,
+) -> None:
+    """Merge private copies trained from `state` back into it, in place. Each contribution maps
+    keys of `state` to a private copy's value. With `sum`, a parameter moves by the sum of the
+    copies' changes, w + Σ_j (w_j − w): Algorithm 1 trains one shared supernet, so a weight used
+    by k pairs takes all k pairs' updates (exactly sequential training wherever the updates do
+    not depend on the weights, as plain SGD on a linear loss). With `mean` it takes the mean of
+    the copies, a k× smaller step. Buffers (BatchNorm statistics) take the mean either way;
+    integer buffers keep theirs. Contributions are added in the given order."""
+    for key, base in state.items():
+        values = [c[key].to(base.device) for c in contributions if key in c]
+        if not values or not base.is_floating_point():
+            continue
+        if rule == "sum" and key in params:
+            total = base.clone()
+            for v in values:
+                total += v - base
+        else:
+            total = values[0].clone()
+            for v in values[1:]:
+                total += v
+            total /= len(values)
+        base.copy_(total)
 
 
 class OneToOne:
@@ -46,6 +75,7 @@ class OneToOne:
     pairs_done: dict[int, dict[str, Any]]
     jobs: dict[int, dict[str, Any]]
     _live_job: dict[str, Any] | None
+    privates: dict[int, dict[str, Any]]
 
     announce: Callable[[str, str, int], None]  # from `Stage`
 
@@ -56,7 +86,7 @@ class OneToOne:
         weights, §3.1) with its own copy of the opponent (Eq. 10), for the same number of iterations
         as every other pair and on its own stream of batches. Pairs are thus independent within a
         round: they spread over the ranks, W at a time, and a pair's result does not depend on the
-        world size. At the round's end the private copies are averaged back into the supernet
+        world size. At the round's end the private copies are merged back into the supernet
         (`_merge`), so weights stay shared across rounds."""
         if not self.one_to_one:
             return False
@@ -157,33 +187,32 @@ class OneToOne:
         self.partners[j].load_state_dict(state["partner"])
 
     def _merge(self) -> None:
-        """The supernet (and its EMA) takes, for every weight, the mean of the pairs' private copies
-        that hold it (in pair order, so identical on every rank); weights no pair used keep theirs."""
+        """The supernet (and its EMA) takes the pairs' private copies back (in pair order, so
+        identical on every rank), by the rule of `merge_changes`; weights no pair used keep theirs.
+        The private weights of each candidate are kept for the hand-off (`best(stage)`)."""
         from compiler.extract import subnet_keys
 
         sup = self.supernet
+        params = {name for name, _ in sup.module.named_parameters()}
         targets = [("module", sup.module)] + (
             [("ema", sup.ema.module)] if sup.ema is not None else []
         )
+        done = [j for j in sorted(self.pairs_done) if not self.pairs_done[j]["diverged"]]
         for part, module in targets:
             state = module.state_dict()
-            sums: dict[str, torch.Tensor] = {}
-            counts: dict[str, int] = {}
-            for j in sorted(self.pairs_done):
-                if self.pairs_done[j]["diverged"]:
-                    continue
+            contributions = []
+            for j in done:
                 private = self.pairs_done[j][part]
-                for key, sub in subnet_keys(self.net, self.population[j], state).items():
-                    value = private[sub].to(state[key].device)
-                    sums[key] = sums[key] + value if key in sums else value.clone()
-                    counts[key] = counts.get(key, 0) + 1
-            for key, total in sums.items():
-                if total.is_floating_point():
-                    state[key].copy_(total / counts[key])
+                keys = subnet_keys(self.net, self.population[j], state)
+                contributions.append({key: private[sub] for key, sub in keys.items()})
+            merge_changes(state, contributions, params, str(self.s["merge"]))
             module.load_state_dict(state)
+        if not self.searching_g:
+            self.privates = {j: self.pairs_done[j]["module"] for j in done}
 
     def weight_reset(self, best: int) -> None:
-        """Weight-resetting (Alg. 1 l.29–30): every copy takes the best copy's weights, optimizer state and EMA (bit-identical)."""
+        """Weight-resetting (Alg. 1 l.29–30): every copy of the opponent takes the best copy's
+        weights, optimizer state and EMA (bit-identical)."""
         state = copy.deepcopy(self.partners[best].state_dict())
         for i, member in enumerate(self.partners):
             if i != best:

@@ -103,7 +103,7 @@ class Evolving(Stage):
                     f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters
                 )
                 ctx.poll()
-                i = self.rng.randrange(self.P)  # Alg. 1 l.8 / l.23: a uniformly drawn candidate
+                i = self._draw(self.epoch * iters + self.it)
                 ld = lg = math.nan
                 if i not in self.diverged:
                     try:
@@ -130,6 +130,19 @@ class Evolving(Stage):
                 self._round_started()
                 ctx.save(f"{self.stage.name} round {self.round}")
         return self._result()
+
+    def _draw(self, position: int) -> int:
+        """The candidate that trains at `position` in the round: uniformly drawn (Alg. 1 l.8 /
+        l.23), or, with `round_sampling: fair`, the next in shuffled turns over all P (each turn a
+        permutation derived from the seed, the round and the turn: no extra state to save)."""
+        if self.s["round_sampling"] != "fair":
+            return self.rng.randrange(self.P)
+        turn, pos = divmod(position, self.P)
+        order = list(range(self.P))
+        random.Random(
+            derive_seed(self.ctx.seed, self.stage.name, "turns", self.round, turn)
+        ).shuffle(order)
+        return order[pos]
 
     def _trained(self) -> None:
         pass
@@ -211,7 +224,9 @@ class SearchStage(OneToOne, Evolving):
         supernet = build_supernet(
             program, self.net.name, derive_seed(ctx.seed, stage.name, "supernet"), ctx.device
         )
-        self.supernet = Member(supernet, lr[self.me], betas, ema if self.searching_g else None)
+        # the supernet keeps an EMA only where it scores candidates (setting `score`)
+        keep_ema = self.searching_g and s["score"] == "ema"
+        self.supernet = Member(supernet, lr[self.me], betas, ema if keep_ema else None)
         opponent, self.opponent_genome = self._opponent()
         opponent.to(ctx.device).train()
         them_ema = ema if not self.searching_g else None
@@ -229,6 +244,8 @@ class SearchStage(OneToOne, Evolving):
         self.pairs_done: dict[int, dict[str, Any]] = {}
         self.jobs: dict[int, dict[str, Any]] = {}
         self._live_job: dict[str, Any] | None = None
+        # one-to-one: the private weights of each pair's candidate after the last round (handed on)
+        self.privates: dict[int, dict[str, Any]] = {}
 
     def _opponent(self) -> tuple[nn.Module, Genome]:
         """A fixed network (fresh weights) or a previous stage's pick with its trained weights."""
@@ -254,12 +271,37 @@ class SearchStage(OneToOne, Evolving):
         return self.trainer.iteration(partner.module, None, partner, self.supernet, d_fn=cand)
 
     def _warm_iteration(self) -> tuple[float, float]:
+        if self.s["warmup_sampling"] == "fair":
+            return self._train_paths(self.space.fair_paths(self.rng), self.warm)
         return self._train(self.space.random(self.rng), self.warm)
+
+    def warm_step(self) -> tuple[float, float]:
+        """One warm-up iteration of the supernet (the bench scripts drive warm-up with it)."""
+        return self._warm_iteration()
+
+    def _train_paths(self, paths: list[Genome], partner: Member) -> tuple[float, float]:
+        """FairNAS's strict fairness (`warmup_sampling: fair`): one iteration in which every batch
+        is cut into len(paths) shares, share k runs through path k, and the losses of all shares
+        make one update, so every candidate op of every edge is trained in every step at the cost
+        of one uniform step. (FairNAS trains every path on the whole batch, at K× the cost.)"""
+        sup = self.supernet.module
+
+        def mixed(x: torch.Tensor) -> torch.Tensor:
+            shares = torch.tensor_split(x, len(paths))
+            return torch.cat([sup(xs, g) for xs, g in zip(shares, paths, strict=True) if len(xs)])
+
+        if self.searching_g:
+            return self.trainer.iteration(None, partner.module, self.supernet, partner, g_fn=mixed)
+        return self.trainer.iteration(partner.module, None, partner, self.supernet, d_fn=mixed)
 
     def _train_candidate(self, i: int) -> tuple[float, float]:
         return self._train(self.population[i], self._partner(i))
 
     def _start_population(self) -> None:
+        if self.supernet.ema is not None:
+            # the EMA that scores starts at the end of warm-up: from random initial weights it
+            # would still hold a share of them when the first rounds are scored
+            self.supernet.ema.module.load_state_dict(self.supernet.module.state_dict())
         self.population = initial_population(self.space, self.P, self.rng)
         self.origins = ["random"] * self.P
         self._snapshot()
@@ -296,16 +338,24 @@ class SearchStage(OneToOne, Evolving):
             member._good = copy.deepcopy(member.state_dict())  # type: ignore[attr-defined]
 
     # ---------------------------------------------------------------------- evaluation
+    def _scorer(self, member: Member) -> nn.Module:
+        """The weights that score (setting `score`): the member's EMA, or its raw weights."""
+        return member.evaluated() if self.s["score"] == "ema" else member.module
+
+    def scored_generator(self, genome: Genome) -> nn.Module:
+        """Stage 1's scoring generator for `genome`: the supernet's scoring weights on that path,
+        with BatchNorm statistics re-estimated for it (deterministic: the round's latents)."""
+        net = self._scorer(self.supernet)
+        fn: Callable[[torch.Tensor], torch.Tensor] = lambda z: net(z, genome)
+        recalibrate(self.ctx, self.s, fn, net, self.round)
+        return EvalWrapper(fn, net)
+
     def _generator(self, i: int) -> nn.Module:
         """The generator that scores candidate i: itself (stage 1) or, for a D candidate, the G it
         was trained with (§4.2: D is assessed indirectly through its G's IS and FID)."""
         if self.searching_g:
-            net = self.supernet.evaluated()
-            genome = self.population[i]
-            fn: Callable[[torch.Tensor], torch.Tensor] = lambda z: net(z, genome)
-            recalibrate(self.ctx, self.s, fn, net, self.round)
-            return EvalWrapper(fn, net)
-        module = self._partner(i).evaluated()
+            return self.scored_generator(self.population[i])
+        module = self._scorer(self._partner(i))
         return EvalWrapper(module, module)
 
     def _evaluate(self, i: int) -> dict[str, Any]:
@@ -344,18 +394,32 @@ class SearchStage(OneToOne, Evolving):
             self.partners = partners
 
     def _result(self) -> StageResult:
+        """`best(stage)`: exactly the networks that produced the pick's recorded IS and FID. A G
+        pick is its path through the supernet's scoring weights with the BatchNorm statistics it
+        was scored with; a D pick is its pair's own trained copy (one-to-one) and comes with the G
+        that scored it."""
         from compiler.extract import extract
 
-        genome = self.population[self.best_i]
+        best = self.best_i
+        genome = self.population[best]
+        partner = self._partner(best)
+        if self.searching_g:
+            scored = self.scored_generator(genome)
+            mine: nn.Module = extract(scored.inner, genome)
+            theirs = copy.deepcopy(partner.module)
+        else:
+            mine = extract(self.supernet.module, genome)
+            if best in self.privates:
+                mine.load_state_dict(self.privates[best])
+            theirs = copy.deepcopy(self._scorer(partner))
+        for module in (mine, theirs):
+            module.requires_grad_(True)  # an EMA copy is frozen; what is handed on trains on
         return StageResult(
             stage=self.stage.name,
             searched=self.net.role,
             genomes={self.net.role: genome, self.them_role: self.opponent_genome},
-            modules={
-                self.net.role: extract(self.supernet.module, genome),
-                self.them_role: copy.deepcopy(self._partner(self.best_i).module),
-            },
-            record=self.records[self.best_i] if self.records else {},
+            modules={self.net.role: mine, self.them_role: theirs},
+            record=self.records[best] if self.records else {},
         )
 
     # -------------------------------------------------------------------------- state
@@ -374,6 +438,7 @@ class SearchStage(OneToOne, Evolving):
             "partners": [p.state_dict() for p in self.partners],
             "warm": self.warm.state_dict() if self.one_to_one else None,
             "pairs_done": self.pairs_done,
+            "privates": self.privates,
             "jobs": self._jobs_state(),
         }
 
@@ -402,6 +467,7 @@ class SearchStage(OneToOne, Evolving):
             self.warm.load_state_dict(state["warm"])
         self.pairs_done = {int(j): v for j, v in state.get("pairs_done", {}).items()}
         self.jobs = {int(j): v for j, v in state.get("jobs", {}).items()}
+        self.privates = {int(j): v for j, v in state.get("privates", {}).items()}
         for j in self.pairs_done:
             if self.pairs_done[j]["diverged"]:
                 self.diverged.add(j)
