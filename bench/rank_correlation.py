@@ -56,7 +56,9 @@ FIXED_G, FIXED_D = "GNearest", "AutoGAND"
 
 
 # ----------------------------------------------------------------------------- architectures
-def architectures(spec: Path, n: int, pool: int = 4000, seed: int = 0) -> list[str]:
+def architectures(
+    spec: Path, n: int, reference: str = FIXED_G, pool: int = 4000, seed: int = 0
+) -> list[str]:
     """`n` valid G genomes stratified by parameter count, then the hand-designed GNearest; as
     genome strings, deterministic for a spec."""
     from eagan_dsl.checker import load
@@ -80,9 +82,10 @@ def architectures(spec: Path, n: int, pool: int = 4000, seed: int = 0) -> list[s
     for b in range(n):
         lo, hi = b * len(ordered) // n, (b + 1) * len(ordered) // n
         picked.append(ordered[rng.randrange(lo, hi)])
-    fixed = genome_of(program, FIXED_G)
-    if fixed not in picked:
-        picked.append(fixed)
+    if reference:
+        fixed = genome_of(program, reference)
+        if fixed not in picked:
+            picked.append(fixed)
     return [space.encode(g) for g in picked]
 
 
@@ -169,7 +172,7 @@ def truth_unit(job: dict[str, Any]) -> dict[str, Any]:
     from runtime.train import Diverged
 
     program, ctx = _context(Path(job["spec"]), int(job["seed"]), int(job["threads"]))
-    stage = TrainStage(ctx, _stage(program, "train", g=job["genome"], d=FIXED_D))
+    stage = TrainStage(ctx, _stage(program, "train", g=job["genome"], d=job["against"]))
     t0 = time.perf_counter()
     evals: dict[str, Any] = {}
     diverged = False
@@ -202,20 +205,20 @@ def truth_unit(job: dict[str, Any]) -> dict[str, Any]:
 
 def truth_config(args: argparse.Namespace) -> dict[str, Any]:
     return {
-        "spec": SPEC.name,
+        "spec": Path(args.spec).name,
         "archs": args.archs,
         "seeds": list(args.seeds),
         "steps": args.steps,
         "eval_at": [args.early, args.steps],
         "images": args.images,
-        "against": FIXED_D,
+        "against": args.against,
     }
 
 
 def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
     config = truth_config(args)
     units = read_cache(args.truth_cache, config)
-    genomes = architectures(Path(args.spec), args.archs)
+    genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
     todo = [
         {
             "key": f"{g}#{s}",
@@ -226,6 +229,7 @@ def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
             "eval_at": [args.early, args.steps],
             "images": args.images,
             "threads": args.threads,
+            "against": args.against,
         }
         for s in args.seeds
         for g in genomes
@@ -244,6 +248,108 @@ def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
         )
 
     run_units(truth_unit, todo, args.jobs, done)
+    return units
+
+
+# ----------------------------------------------------------------------------- proxy
+RULES = ("raw", "ema")  # what scores a candidate: the supernet's raw weights or its EMA
+
+
+def proxy_unit(job: dict[str, Any]) -> dict[str, Any]:
+    """One SuperNet-G warmed up with one sampling setting; every architecture scored at each
+    checkpoint under each rule (BN re-estimated in both). The stage's state is kept in
+    `job['state']` after each checkpoint, so a killed unit continues from its last checkpoint."""
+    import torch
+
+    from eagan_dsl.genome import GenomeSpace
+    from runtime.search import SearchStage, derive_seed, input_resolution
+
+    program, ctx = _context(Path(job["spec"]), 0, int(job["threads"]))
+    stage_ir = _stage(
+        program,
+        "search",
+        against=job["against"],
+        warmup_sampling=job["setting"],
+        score="ema",  # keeps the supernet's EMA; `raw` scores are taken from the same supernet
+        warmup=10**6,
+    )
+    stage = SearchStage(ctx, stage_ir)
+    net = program.networks[stage_ir.settings["network"]]
+    space = GenomeSpace(net, input_resolution(program, net))
+    genomes = [space.decode(g) for g in job["genomes"]]
+    state_file = Path(job["state"])
+    done: dict[str, Any] = dict(job["done"])
+    step = 0
+    if state_file.exists():
+        saved = torch.load(state_file, weights_only=True)
+        stage.load_state_dict(saved["stage"])
+        step = int(saved["step"])
+        done = json.loads(saved["done"])
+    t0 = time.perf_counter()
+    for at in job["checkpoints"]:
+        if str(at) in done:
+            continue
+        while step < at:
+            stage.warm_step()
+            step += 1
+        scores: dict[str, Any] = {}
+        for rule in RULES:
+            stage.s["score"] = rule
+            seed = derive_seed(0, "proxy", at)  # the same latents for every candidate
+            scores[rule] = []
+            for g in genomes:
+                r = ctx.evaluators["search"].evaluate(
+                    stage.scored_generator(g), int(job["images"]), seed
+                )
+                scores[rule].append({"fid": r["fid"], "is": r["is"]})
+        stage.s["score"] = "ema"
+        done[str(at)] = {"scores": scores, "seconds": round(time.perf_counter() - t0, 1)}
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state_file.with_suffix(".tmp")
+        torch.save({"stage": stage.state_dict(), "step": step, "done": json.dumps(done)}, tmp)
+        os.replace(tmp, state_file)
+    return {"key": job["setting"], "done": done}
+
+
+def proxy_config(args: argparse.Namespace, genomes: list[str]) -> dict[str, Any]:
+    return {
+        "spec": Path(args.spec).name,
+        "genomes": genomes,
+        "checkpoints": list(args.checkpoints),
+        "images": args.proxy_images,
+        "against": args.against,
+        "rules": list(RULES),
+    }
+
+
+def proxy(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
+    config = proxy_config(args, genomes)
+    units = read_cache(args.proxy_cache, config)
+    todo = [
+        {
+            "key": setting,
+            "setting": setting,
+            "spec": str(args.spec),
+            "against": args.against,
+            "genomes": genomes,
+            "checkpoints": list(args.checkpoints),
+            "images": args.proxy_images,
+            "threads": args.threads,
+            "done": units.get(setting, {}).get("done", {}),
+            "state": str(args.proxy_cache.parent / "proxy_state" / f"{setting}.pt"),
+        }
+        for setting in args.settings
+        if len(units.get(setting, {}).get("done", {})) < len(args.checkpoints)
+    ]
+    echo(f"proxy: {len(units)} settings cached, {len(todo)} to train ({args.jobs} at a time)")
+
+    def done(result: dict[str, Any]) -> None:
+        units[result["key"]] = result
+        write_cache(args.proxy_cache, config, units)
+        echo(f"  {result['key']}: checkpoints {sorted(result['done'], key=int)} scored")
+
+    run_units(proxy_unit, todo, args.jobs, done)
     return units
 
 
@@ -353,6 +459,111 @@ def compare(
     }
 
 
+# ----------------------------------------------------------------------------- report
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+def ground_truth_table(
+    units: dict[str, Any], genomes: list[str], steps: int, early: int
+) -> dict[str, Any]:
+    """Per architecture: params, final FD per seed and their mean, early FD mean; and the
+    distribution (best, median, worst of the means; the seed σ, pooled over architectures)."""
+    rows = []
+    for g in genomes:
+        runs = [u for u in units.values() if u["genome"] == g]
+        if not runs:
+            continue
+        final = [u["evals"].get(str(steps), {}).get("fid", math.inf) for u in runs]
+        first = [u["evals"].get(str(early), {}).get("fid", math.inf) for u in runs]
+        rows.append(
+            {
+                "genome": g,
+                "params": runs[0]["params"],
+                "fd_per_seed": {str(u["seed"]): f for u, f in zip(runs, final, strict=True)},
+                "fd": _mean(final),
+                "fd_early": _mean(first),
+                "minutes": round(sum(u["seconds"] for u in runs) / 60, 1),
+            }
+        )
+    means = sorted(r["fd"] for r in rows if math.isfinite(r["fd"]))
+    pairs = [list(r["fd_per_seed"].values()) for r in rows if len(r["fd_per_seed"]) >= 2]
+    within = [
+        sum((v - _mean(p)) ** 2 for v in p) / (len(p) - 1)
+        for p in pairs
+        if all(math.isfinite(v) for v in p)
+    ]
+    return {
+        "rows": rows,
+        "best": means[0] if means else math.nan,
+        "median": means[len(means) // 2] if means else math.nan,
+        "worst": means[-1] if means else math.nan,
+        "seed_sigma": math.sqrt(_mean(within)) if within else math.nan,
+        "n_archs": len(rows),
+        "n_seeds": max((len(r["fd_per_seed"]) for r in rows), default=0),
+    }
+
+
+def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=140)
+    genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
+    truth_units = read_cache(args.truth_cache, truth_config(args))
+    proxy_units = read_cache(args.proxy_cache, proxy_config(args, genomes))
+    gt = ground_truth_table(truth_units, genomes, args.steps, args.early)
+    index = {r["genome"]: i for i, r in enumerate(gt["rows"])}
+    truth_fd = [r["fd"] for r in gt["rows"]]
+    params = [float(r["params"]) for r in gt["rows"]]
+    predictors: dict[str, list[float]] = {
+        "parameter count (more = better)": [-p for p in params],
+        f"stand-alone FD after {args.early} steps": [r["fd_early"] for r in gt["rows"]],
+    }
+    for setting, unit in sorted(proxy_units.items()):
+        for at, scored in sorted(unit["done"].items(), key=lambda kv: int(kv[0])):
+            for rule, scores in scored["scores"].items():
+                fd = [math.inf] * len(gt["rows"])
+                for g, sc in zip(genomes, scores, strict=True):
+                    if g in index:
+                        fd[index[g]] = sc["fid"]
+                steps = f"{int(at) // 1000}k" if int(at) % 1000 == 0 else at
+                predictors[f"supernet {setting}, {rule}, {steps} steps"] = fd
+    rows = {name: compare(pred, truth_fd, params) for name, pred in predictors.items()}
+    table = Table(
+        title=f"Ranking of {gt['n_archs']} G architectures against stand-alone training "
+        f"({args.steps} steps, mean FD over {gt['n_seeds']} seed(s))"
+    )
+    for col in (
+        "predictor",
+        "n",
+        "Kendall τ [95 % CI]",
+        "Spearman ρ [95 % CI]",
+        "top-5",
+        "τ | params",
+    ):
+        table.add_column(col, justify="left" if col == "predictor" else "right")
+    for name, r in rows.items():
+        table.add_row(
+            name,
+            str(r["n"]),
+            f"{r['kendall']:.2f} [{r['kendall_ci'][0]:.2f}, {r['kendall_ci'][1]:.2f}]",
+            f"{r['spearman']:.2f} [{r['spearman_ci'][0]:.2f}, {r['spearman_ci'][1]:.2f}]",
+            f"{r['top5']}/5",
+            f"{r['kendall_given_params']:.2f}",
+        )
+    console.print(table)
+    console.print(
+        f"ground truth: best FD {gt['best']:.2f}, median {gt['median']:.2f}, worst "
+        f"{gt['worst']:.2f}; seed σ {gt['seed_sigma']:.2f} (pooled over architectures); "
+        f"{sum(r['minutes'] for r in gt['rows']):.0f} CPU-process minutes"
+    )
+    out = {"ground_truth": gt, "predictors": rows, "config": truth_config(args)}
+    args.report_file.parent.mkdir(parents=True, exist_ok=True)
+    args.report_file.write_text(json.dumps(out, indent=1) + "\n")
+    return out
+
+
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -364,6 +575,11 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=2000, help="stand-alone training steps")
     ap.add_argument("--early", type=int, default=300, help="the early FD (a trivial predictor)")
     ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument("--against", default=FIXED_D, help="the fixed discriminator")
+    ap.add_argument("--reference", default=FIXED_G, help="a fixed G added to the architectures")
+    ap.add_argument("--settings", nargs="+", default=["uniform", "fair"], help="warm-up sampling")
+    ap.add_argument("--checkpoints", type=int, nargs="+", default=[1000, 4000, 10000])
+    ap.add_argument("--proxy-images", type=int, default=1000, help="images per proxy score")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--truth-cache", type=Path, default=TRUTH_FILE)
@@ -372,6 +588,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.part in ("truth", "all"):
         truth(args)
+    if args.part in ("proxy", "all"):
+        proxy(args)
+    if args.part in ("report", "all"):
+        report(args)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,94 @@
+"""bench/rank_correlation.py on tiny settings: the ground-truth cache resumes after a kill, the
+proxy caches its checkpoints, and the report reads both."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "tiny.eagan"
+
+
+def _args(tmp: Path, part: str) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "bench" / "rank_correlation.py"),
+        part,
+        "--spec",
+        str(TINY),
+        "--against",
+        "FixedD",
+        "--reference",
+        "",
+        "--archs",
+        "3",
+        "--seeds",
+        "0",
+        "1",
+        "--steps",
+        "8",
+        "--early",
+        "4",
+        "--images",
+        "64",
+        "--checkpoints",
+        "2",
+        "4",
+        "--proxy-images",
+        "64",
+        "--jobs",
+        "1",
+        "--threads",
+        "1",
+        "--truth-cache",
+        str(tmp / "truth.json"),
+        "--proxy-cache",
+        str(tmp / "proxy.json"),
+        "--report-file",
+        str(tmp / "report.json"),
+    ]
+
+
+def _units(path: Path) -> dict[str, dict[str, object]]:
+    return json.loads(path.read_text())["units"] if path.exists() else {}
+
+
+def test_ground_truth_resumes_after_a_kill(tmp_path: Path) -> None:
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    whole.mkdir()
+    cut.mkdir()
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    subprocess.run(_args(whole, "truth"), check=True, capture_output=True, env=env)
+    reference = _units(whole / "truth.json")
+    assert len(reference) == 6  # 3 architectures × 2 seeds
+    proc = subprocess.Popen(_args(cut, "truth"), stdout=subprocess.PIPE, env=env)
+    deadline = time.time() + 300
+    while len(_units(cut / "truth.json")) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    kept = _units(cut / "truth.json")
+    assert 2 <= len(kept) < 6, "killed too late to test a resume"
+    again = subprocess.run(_args(cut, "truth"), check=True, capture_output=True, text=True, env=env)
+    assert f"{len(kept)} cached, {6 - len(kept)} to train" in again.stdout
+    resumed = _units(cut / "truth.json")
+    assert set(resumed) == set(reference)
+    for key, unit in reference.items():
+        assert resumed[key]["evals"] == unit["evals"], key  # 1 thread: training is deterministic
+
+    subprocess.run(_args(cut, "proxy"), check=True, capture_output=True, env=env)
+    proxy = _units(cut / "proxy.json")
+    assert set(proxy) == {"uniform", "fair"}
+    assert all(set(u["done"]) == {"2", "4"} for u in proxy.values())  # type: ignore[arg-type]
+    report = subprocess.run(
+        _args(cut, "report"), check=True, capture_output=True, text=True, env=env
+    )
+    assert "Kendall" in report.stdout
+    data = json.loads((cut / "report.json").read_text())
+    assert data["ground_truth"]["n_archs"] == 3
+    assert "supernet fair, raw, 4 steps" in data["predictors"]
