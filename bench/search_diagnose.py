@@ -1,15 +1,17 @@
 """Why does (or doesn't) the search beat random search on digits? Reads the run directories that
 `bench/search_quality.py` left under OUT (no training) and prints, per run, the final FD against
-what the search saw, then three checks:
+what the search saw, then two checks:
 
-- proxy vs final: does the supernet's FD of the chosen candidate (the last round's best) predict
-  the fully-trained FD? (Spearman over the runs; weight-sharing bias and evaluation noise both
-  show up as a low value);
 - size vs final: does the fully-trained FD follow the generator's parameter count? (the size
   objective of the non-dominated sort pushes the evolving population towards small networks);
 - same G, different D: runs of two configurations with the same seed that chose the same
   generator and differ only after it (e.g. EAGAN and EAGAN without weight-resetting): the spread
   of their final FD is what one architecture decision is worth against D and training noise.
+
+Whether the supernet ranks architectures is measured by `bench/rank_correlation.py` (one supernet
+scored on a fixed set of architectures against their stand-alone training). A correlation of one
+number per run across runs with different supernets, as this script printed before, is not a rank
+correlation of a supernet, so it is no longer computed.
 
     python bench/search_diagnose.py [--out runs/search_quality] [--json diag.json]
 """
@@ -91,12 +93,6 @@ def read_run(rundir: Path) -> dict[str, Any] | None:
 
 def diagnose(out: Path) -> dict[str, Any]:
     runs = [r for d in sorted(out.glob("*/seed*")) if d.is_dir() and (r := read_run(d))]
-    g_first = [
-        r for r in runs if "search_g" in r["stages"] and next(iter(r["stages"])) == "search_g"
-    ]
-    proxy = spearman(
-        [r["stages"]["search_g"]["best_proxy_fid"] for r in g_first], [r["fid"] for r in g_first]
-    )
     size = spearman([float(r["g_params"]) for r in runs], [r["fid"] for r in runs])
     same_g = [
         {
@@ -111,8 +107,6 @@ def diagnose(out: Path) -> dict[str, Any]:
     ]
     return {
         "runs": runs,
-        "spearman_proxy_final_g_first": proxy,
-        "n_g_first": len(g_first),
         "spearman_gparams_final": size,
         "n_runs": len(runs),
         "same_g": same_g,
@@ -174,10 +168,6 @@ def main() -> None:
             )
             table.add_row(*head, name, *tail)
     console.print(table)
-    console.print(
-        f"Spearman(stage-1 proxy FD of the chosen G, final FD) over {result['n_g_first']} G-first runs: "
-        f"{_f(result['spearman_proxy_final_g_first'])}"
-    )
     console.print(
         f"Spearman(G params, final FD) over {result['n_runs']} runs: {_f(result['spearman_gparams_final'])} "
         "(negative: larger generators reach lower FD)"

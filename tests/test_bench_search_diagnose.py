@@ -89,8 +89,6 @@ def test_diagnose_reads_runs(tmp_path: Path) -> None:
             "gap": 10.0,
         }
     ]
-    fids, proxies, sizes = [40.0, 30.0, 20.0], [250.0, 250.0, 260.0], [120.0, 120.0, 300.0]
-    assert result["spearman_proxy_final_g_first"] == pytest.approx(
-        spearmanr(proxies, fids).statistic
-    )
+    fids, sizes = [40.0, 30.0, 20.0], [120.0, 120.0, 300.0]
+    assert "spearman_proxy_final_g_first" not in result  # across runs: no supernet's ranking
     assert result["spearman_gparams_final"] == pytest.approx(spearmanr(sizes, fids).statistic)
