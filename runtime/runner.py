@@ -25,7 +25,7 @@ from runtime.display import Reporter
 from runtime.dist import Dist, from_env, on_main, rank_device
 from runtime.evaluator import Evaluator
 from runtime.plots import curves_plot, pareto_plot
-from runtime.rundir import History, RunDir, RunDirError, atomic_write, environment
+from runtime.rundir import History, RunDir, RunDirError, RunLock, atomic_write, environment
 from runtime.search import Context, Interrupted, StageResult, TrainStage, make_stage
 
 QUICK = {"rounds": 2, "epochs": 1, "warmup": 1, "population": 4, "images": 256, "final_images": 512}
@@ -317,19 +317,28 @@ def run_program(
     env["quick"] = quick
     env["world_size"] = dist.world
 
+    lock = RunLock(out)  # rank 0 holds DIR/.lock for the run's life
+
     def create() -> RunDir:
-        run_dir = RunDir.create(out, spec, force=force)
+        run_dir = RunDir.create(out, spec, force=force, lock=lock)
         run_dir.write_resolved(program, env)
         return run_dir
 
-    run_dir = on_main(dist, create)
-    report = reporter or Reporter()
-    if quick and dist.main:
-        report.message("--quick: rounds, epochs, population and images are shrunk for a smoke test")
-    if dist.active and dist.main:
-        report.message(f"distributed: {dist.world} processes ({dist.backend}); rank 0 writes {out}")
-    runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
-    _run_and_close(dist, runner)
+    try:
+        run_dir = on_main(dist, create)
+        report = reporter or Reporter()
+        if quick and dist.main:
+            report.message(
+                "--quick: rounds, epochs, population and images are shrunk for a smoke test"
+            )
+        if dist.active and dist.main:
+            report.message(
+                f"distributed: {dist.world} processes ({dist.backend}); rank 0 writes {out}"
+            )
+        runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
+        _run_and_close(dist, runner)
+    finally:
+        lock.release()
     return out
 
 
@@ -360,9 +369,27 @@ def resume(
     """Continue the run in OUT from its newest intact checkpoint, with the run's own spec, seed
     and --quick setting; a different SPEC is refused unless `force` (then recorded)."""
     dist = from_env()
+    lock = RunLock(out)  # rank 0 holds DIR/.lock until the resumed run ends
+    try:
+        # rank 0 reads the run directory (other nodes may not see it) and hands it to every rank
+        loaded_run = on_main(dist, lambda: _read_run(out, spec, force, lock))
+        _resume_run(out, loaded_run, dist, device, inception_weights, reporter, observe)
+    finally:
+        lock.release()
+    return out
+
+
+def _resume_run(
+    out: Path,
+    loaded_run: tuple[str, dict[str, Any], ckpt.Loaded],
+    dist: Dist,
+    device: str | None,
+    inception_weights: str | None,
+    reporter: Reporter | None,
+    observe: Callable[[str, dict[str, Any]], None] | None,
+) -> None:
     run_dir = RunDir(out)
-    # rank 0 reads the run directory (other nodes may not see it) and hands it to every rank
-    text, resolved, loaded = on_main(dist, lambda: _read_run(out, spec, force))
+    text, resolved, loaded = loaded_run
     env = resolved["environment"]
     # paths in the spec stay those of the original run (relative to the original spec file)
     saved_spec = out / "spec.eagan"
@@ -390,12 +417,13 @@ def resume(
     seed = int(env["seed"])
     runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
     _run_and_close(dist, runner, loaded)
-    return out
 
 
-def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str, Any], ckpt.Loaded]:
+def _read_run(
+    out: Path, spec: Path | None, force: bool, lock: RunLock | None = None
+) -> tuple[str, dict[str, Any], ckpt.Loaded]:
     """The run's spec text (or SPEC's, with --force, recorded), resolved.json and newest intact
-    checkpoint."""
+    checkpoint; `lock` is taken first, so that no other process resumes the run meanwhile."""
     run_dir = RunDir(out)
     saved_spec = out / "spec.eagan"
     resolved_path = out / "resolved.json"
@@ -403,6 +431,8 @@ def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str,
         raise RunDirError(
             f"{out} is not a run directory (no spec.eagan / resolved.json); check the path"
         )
+    if lock is not None:
+        lock.acquire()
     text = saved_spec.read_text(encoding="utf-8")
     resolved = json.loads(resolved_path.read_text())
     env = resolved["environment"]
