@@ -183,3 +183,277 @@ def test_the_lock_is_held_across_processes(tmp_path: Path) -> None:
         child.kill()
         child.wait()
     RunLock(out).acquire().release()  # a killed holder leaves no stale lock
+
+
+# ------------------------------------------- 4, 16, 17, 18: resume over a damaged run directory
+
+
+@pytest.fixture(scope="module")
+def stopped(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny run stopped in its search (checkpoints 3 and 4, 10 history records)."""
+    from test_resume import StopAt, _fresh
+
+    from runtime.search import Interrupted
+
+    out = tmp_path_factory.mktemp("stopped") / "run"
+    with pytest.raises(Interrupted):
+        _fresh(out, StopAt(at=300))
+    return out
+
+
+def _copy(stopped: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(stopped, out)
+    return out
+
+
+def _history_lines(out: Path) -> int:
+    import json
+
+    from runtime import checkpoint as ckpt
+
+    newest = ckpt.checkpoints(out / "checkpoints")[-1][1]
+    lines = json.loads(newest.read_text())["history_lines"]
+    assert isinstance(lines, int)
+    return lines
+
+
+@pytest.mark.parametrize("damage", ["deleted", "shortened"])
+def test_resume_refuses_a_lost_or_shortened_history(
+    stopped: Path, tmp_path: Path, damage: str
+) -> None:
+    from runtime.rundir import RunDirError
+    from runtime.runner import resume
+
+    out = _copy(stopped, tmp_path)
+    lines = _history_lines(out)
+    assert lines >= 6
+    history = out / "history.jsonl"
+    if damage == "deleted":
+        history.unlink()
+        kept = 0
+    else:
+        kept = 5
+        history.write_text("".join(history.read_text().splitlines(keepends=True)[:kept]))
+    before = history.read_bytes() if history.exists() else None
+    with pytest.raises(RunDirError, match=f"holds {kept} record\\(s\\), but ckpt-.* after {lines}"):
+        resume(out)
+    assert (history.read_bytes() if history.exists() else None) == before  # nothing changed
+    code, output = _cli("run", "--resume", str(out))
+    assert code == 2 and "the history was lost or shortened" in output
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "why"),
+    [
+        ("file", "../../elsewhere.pt", "names the file '../../elsewhere.pt'"),
+        ("file", "/etc/passwd", "names the file '/etc/passwd'"),
+        ("history_lines", -1, "history_lines is -1"),
+        ("history_lines", "10", "history_lines is '10'"),
+        ("sha256", None, "no valid sha256"),
+    ],
+)
+def test_a_crafted_commit_record_is_skipped(
+    stopped: Path, tmp_path: Path, field: str, value: object, why: str
+) -> None:
+    import json
+    import shutil
+
+    from runtime import checkpoint as ckpt
+
+    out = _copy(stopped, tmp_path)
+    (seq3, _), (seq4, meta4) = ckpt.checkpoints(out / "checkpoints")[-2:]
+    # a copy of the newest .pt outside checkpoints/, which the crafted record points at
+    shutil.copy(out / "checkpoints" / f"ckpt-{seq4:06d}.pt", tmp_path / "elsewhere.pt")
+    record = json.loads(meta4.read_text())
+    record[field] = value
+    meta4.write_text(json.dumps(record))
+    loaded = ckpt.load_latest(out / "checkpoints")
+    assert loaded.path.name == f"ckpt-{seq3:06d}.pt"
+    assert len(loaded.skipped) == 1 and why in loaded.skipped[0]
+
+
+def test_resume_over_a_damaged_resolved_json_is_a_clean_error(
+    stopped: Path, tmp_path: Path
+) -> None:
+    import json
+
+    from runtime.rundir import RunDirError
+    from runtime.runner import resume
+
+    out = _copy(stopped, tmp_path)
+    good = json.loads((out / "resolved.json").read_text())
+    cases = {
+        "{}": "'environment' is missing",
+        "[]": "a JSON list, not an object",
+        "{": "not valid JSON",
+        json.dumps({**good, "environment": {**good["environment"], "seed": "0"}}): "seed",
+        json.dumps({**good, "data": []}): "'data' is a list",
+        json.dumps({**good, "environment": {**good["environment"], "device": 3}}): "device",
+    }
+    for text, why in cases.items():
+        (out / "resolved.json").write_text(text)
+        with pytest.raises(RunDirError, match="resolved.json: .*damaged") as err:
+            resume(out)
+        assert why in str(err.value)
+        code, output = _cli("run", "--resume", str(out))
+        assert code == 2 and why in output and "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        (lambda s: {"x": 1}, "'stage_index' is missing"),
+        (lambda s: [1, 2], "it is not a mapping"),
+        (lambda s: {**s, "stage_index": 99}, "'stage_index' is 99"),
+        (lambda s: {**s, "results": {"search_g": "x"}}, "'results' is not a mapping"),
+        (lambda s: {**s, "stage_state": {"bogus": 1}}, "KeyError"),
+    ],
+)
+def test_a_checkpoint_with_the_wrong_structure_is_a_clean_error(
+    stopped: Path, tmp_path: Path, change: object, why: str
+) -> None:
+    import json
+
+    import torch
+
+    from runtime import checkpoint as ckpt
+    from runtime.runner import resume
+
+    out = _copy(stopped, tmp_path)
+    folder = out / "checkpoints"
+    newest = ckpt.load_latest(folder)
+    state = change(newest.state)  # type: ignore[operator]
+    meta = {k: v for k, v in newest.meta.items() if k not in ("seq", "file", "sha256")}
+    ckpt.save(folder, state, meta)  # checksum-valid, wrong inside
+    torch.set_num_threads(1)
+    with pytest.raises(ckpt.BadCheckpoint, match="does not hold a run's state") as err:
+        resume(out)
+    assert why in str(err.value)
+    if why == "KeyError":
+        return
+    code, output = _cli("run", "--resume", str(out))
+    assert code == 2 and why in output and "Traceback" not in output
+    assert json.loads((folder / "ckpt-000005.json").read_text())["seq"] == 5  # nothing removed
+
+
+def test_a_run_without_an_intact_checkpoint_exits_2(stopped: Path, tmp_path: Path) -> None:
+    out = _copy(stopped, tmp_path)
+    for pt in (out / "checkpoints").glob("*.pt"):
+        pt.write_bytes(b"garbage")
+    code, output = _cli("run", "--resume", str(out))
+    assert code == 2 and "no intact checkpoint" in output
+
+
+def test_a_run_killed_before_its_first_checkpoint_can_be_started_again(tmp_path: Path) -> None:
+    """Item 13: the message says how to start again, and that command is accepted."""
+    from runtime import checkpoint as ckpt
+    from runtime.rundir import RunDir, RunDirError
+    from runtime.runner import resume
+
+    out = tmp_path / "run"
+    _fake_run(out)
+    with pytest.raises(ckpt.BadCheckpoint, match="--force") as err:
+        resume(out)
+    assert f"--out {out} --force" in str(err.value)
+    with pytest.raises(RunDirError, match="already holds a run"):
+        RunDir.create(out, TINY)
+    RunDir.create(out, TINY, force=True)  # what the message says works
+
+
+def test_resume_locates_errors_in_the_runs_own_spec(stopped: Path, tmp_path: Path) -> None:
+    from eagan_dsl.diagnostics import SpecError
+    from runtime.runner import resume
+
+    out = _copy(stopped, tmp_path)
+    spec = out / "spec.eagan"
+    spec.write_text(spec.read_text().replace("population: 4", "population: 5"))
+    with pytest.raises(SpecError) as err:
+        resume(out)
+    assert err.value.diagnostics[0].file == str(spec)
+    assert str(spec) in err.value.render()
+
+
+def test_resume_restores_the_thread_count(stopped: Path, tmp_path: Path) -> None:
+    import json
+
+    import torch
+    from test_resume import StopAt
+
+    from runtime.runner import resume
+
+    out = _copy(stopped, tmp_path)
+    resolved = json.loads((out / "resolved.json").read_text())
+    assert resolved["environment"]["threads"] == 1
+    torch.set_num_threads(2)
+    reporter = StopAt()
+    try:
+        resume(out, reporter=reporter)
+        threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(1)
+    assert threads == 1
+    assert any("torch threads set to 1" in m for m in reporter.messages)
+
+
+# ------------------------------------------------------------------------------ 5. a full disk
+
+
+class _FullDisk:
+    """A file that takes `room` bytes, then fails as a full disk does."""
+
+    def __init__(self, f: object, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, data: bytes) -> int:
+        import errno
+
+        if len(data) > self.room:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.f.write(data)  # type: ignore[attr-defined,no-any-return]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.f, name)
+
+
+@pytest.mark.parametrize("room", [0, 200, 5000])
+def test_full_disk_inside_torch_save_is_the_promised_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int
+) -> None:
+    import torch
+
+    from runtime import checkpoint as ckpt
+
+    folder = tmp_path / "checkpoints"
+    ckpt.save(folder, {"x": torch.ones(3)}, {"reason": "first"})
+    real = torch.save
+    monkeypatch.setattr(torch, "save", lambda obj, f: real(obj, _FullDisk(f, room)))
+    with pytest.raises(ckpt.CheckpointError, match="no space left .* free some space, then resume"):
+        ckpt.save(folder, {"x": torch.zeros(10_000)}, {"reason": "second"})
+    monkeypatch.undo()
+    loaded = ckpt.load_latest(folder)
+    assert loaded.meta["reason"] == "first" and torch.equal(loaded.state["x"], torch.ones(3))
+    assert sorted(p.name for p in folder.iterdir()) == ["ckpt-000001.json", "ckpt-000001.pt"]
+
+
+def test_another_write_failure_keeps_the_previous_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    from runtime import checkpoint as ckpt
+
+    folder = tmp_path / "checkpoints"
+    ckpt.save(folder, {"x": torch.ones(3)}, {"reason": "first"})
+
+    def broken(obj: object, f: object) -> None:
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    monkeypatch.setattr(torch, "save", broken)
+    with pytest.raises(ckpt.CheckpointError, match="cannot write .* previous checkpoint is intact"):
+        ckpt.save(folder, {"x": torch.zeros(3)}, {"reason": "second"})
+    monkeypatch.undo()
+    assert ckpt.load_latest(folder).meta["reason"] == "first"
