@@ -457,3 +457,42 @@ def test_another_write_failure_keeps_the_previous_checkpoint(
         ckpt.save(folder, {"x": torch.zeros(3)}, {"reason": "second"})
     monkeypatch.undo()
     assert ckpt.load_latest(folder).meta["reason"] == "first"
+
+
+# ------------------------------------------------------ 14. tampered CIFAR-10 batches: DataError
+
+# a pickle that calls an allowed global with arguments it rejects: _codecs.encode("x", "nope")
+# raises LookupError inside the restricted unpickler
+_LOOKUP = b"c_codecs\nencode\n(X\x01\x00\x00\x00xX\x04\x00\x00\x00nopetR."
+# an empty dict: a pickle that loads, but holds no pixels (KeyError, already a DataError)
+_NOT_A_BATCH = b"(dp0\n."
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the fix is one line in runtime/data.py (owned by another branch): add LookupError, "
+    "IndexError, MemoryError, AttributeError, OverflowError to the except tuple around the "
+    "_SafeUnpickler load; then remove this mark",
+)
+def test_a_tampered_cifar_batch_is_a_data_error(tmp_path: Path) -> None:
+    from eagan_dsl.ir import DataIR
+    from runtime.data import DataError, load_training_data
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(_LOOKUP)
+    with pytest.raises(DataError, match="is not a CIFAR-10 python batch"):
+        load_training_data(DataIR("cifar10", str(tmp_path), 8, 3), "cpu")  # type: ignore[arg-type]
+
+
+def test_a_cifar_batch_without_pixels_is_a_data_error(tmp_path: Path) -> None:
+    from eagan_dsl.ir import DataIR
+    from runtime.data import DataError, load_training_data
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for i in range(1, 6):
+        (folder / f"data_batch_{i}").write_bytes(_NOT_A_BATCH)
+    with pytest.raises(DataError, match="is not a CIFAR-10 python batch"):
+        load_training_data(DataIR("cifar10", str(tmp_path), 8, 3), "cpu")  # type: ignore[arg-type]
