@@ -496,3 +496,145 @@ def test_a_cifar_batch_without_pixels_is_a_data_error(tmp_path: Path) -> None:
         (folder / f"data_batch_{i}").write_bytes(_NOT_A_BATCH)
     with pytest.raises(DataError, match="is not a CIFAR-10 python batch"):
         load_training_data(DataIR("cifar10", str(tmp_path), 8, 3), "cpu")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------- 10-13: the checker itself, bounded
+
+
+def _errors(text: str) -> list[str]:
+    from eagan_dsl.checker import check_text
+    from eagan_dsl.diagnostics import SpecError
+
+    try:
+        check_text(text, "t.eagan")
+    except SpecError as err:
+        assert all(d.line > 0 for d in err.diagnostics), err.render()  # always located
+        return [d.message for d in err.diagnostics]
+    return []
+
+
+def _tiny(old: str, new: str) -> str:
+    text = TINY.read_text()
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_integers_are_exact_and_bounded() -> None:
+    assert _errors(_tiny("population: 4", "population: " + "9" * 400)) == [
+        "a number of 400 digits is too large (at most 20 digits)"
+    ]
+    assert _errors(_tiny("population: 4", "population: " + "1" * 5000)) == [
+        "a number of 5000 digits is too large (at most 20 digits)"
+    ]
+    assert _errors(_tiny("latent 16", "latent " + "7" * 5000))[0].startswith("a number of 5000")
+    assert _errors(_tiny("edge 0 -> 1 : up", "edge 0 -> " + "3" * 999 + " : up"))
+    # 2^53 + 1 is not rounded to 2^53 on its way to the seed
+    from eagan_dsl.checker import check_text
+
+    program = check_text(_tiny("run { seed: 0 }", "run { seed: 9007199254740993 }"), "t.eagan")
+    assert program.blocks["run"]["seed"] == 9007199254740993
+    assert "must be at most" in _errors(_tiny("seed: 0", "seed: 18446744073709551616"))[0]
+    assert "must be a finite number" in _errors(_tiny("lr: 2e-4", "lr: 1e400"))[0]
+
+
+def test_deep_nesting_is_a_located_error() -> None:
+    errors = _errors(_tiny("betas: (0.0, 0.9)", "betas: " + "(" * 500 + "0" + ")" * 500))
+    assert errors == ["brackets nested more than 32 deep; a spec never needs that many"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "output 4\n  }\n\n  cell DownCell",
+            "output 1000000000000\n  }\n\n  cell DownCell",
+            "at most 64 nodes",
+        ),
+        ("cells UpCell x 2", "cells UpCell x 1000000000", "repeats at most 64 times"),
+        (
+            "(channels: 8)\n    link",
+            "(channels: 100000)\n    link",
+            "channels must be at most 4,096",
+        ),
+        ("latent 16", "latent 100000", "latent dimension must be at most 4096"),
+        ("population: 4", "population: 100000000000", "must be at most 1,000,000,000"),
+    ],
+)
+def test_sizes_are_bounded(old: str, new: str, message: str) -> None:
+    import time
+
+    start = time.perf_counter()
+    errors = _errors(_tiny(old, new))
+    assert time.perf_counter() - start < 2
+    assert any(message in e for e in errors), errors
+
+
+def _timed_check(text: str) -> tuple[float, str]:
+    import time
+
+    from eagan_dsl.checker import check_text
+    from eagan_dsl.diagnostics import SpecError
+
+    start = time.perf_counter()
+    try:
+        check_text(text, "big.eagan")
+        rendered = ""
+    except SpecError as err:
+        rendered = err.render()
+    return time.perf_counter() - start, rendered
+
+
+def test_a_megabyte_of_ops_checks_in_seconds() -> None:
+    """The checker's pass over 28,000 ops (550 s before: the op table was rebuilt per op). Lark's
+    parse of the megabyte itself takes several seconds on a slow CPU and is not timed here."""
+    import time
+
+    from eagan_dsl.checker import check
+    from eagan_dsl.parser import parse
+
+    ops = "".join(f"  op o{i} = relu, conv(k: 1)\n" for i in range(28_000))
+    text = _tiny("  choice up ", ops + "  choice up ")
+    assert len(text) > 700_000
+    spec = parse(text, "big.eagan")
+    start = time.perf_counter()
+    check(spec)
+    seconds = time.perf_counter() - start
+    assert seconds < 2, seconds
+
+
+def test_many_unknown_names_are_fast_and_the_output_bounded() -> None:
+    refs = "".join(f"  choice c{i} = [unknown_op_{i}]\n" for i in range(20_000))
+    seconds, rendered = _timed_check(_tiny("  cell UpCell", refs + "  cell UpCell"))
+    assert seconds < 4, seconds
+    lines = rendered.splitlines()
+    assert lines[-1] == "… and 19,950 more errors"
+    assert len(lines) < 50 * 6
+
+
+def test_a_bom_is_accepted_and_a_bad_byte_is_located(tmp_path: Path) -> None:
+    from eagan_dsl.checker import load
+    from eagan_dsl.diagnostics import SpecError
+
+    spec = tmp_path / "bom.eagan"
+    spec.write_bytes(b"\xef\xbb\xbf" + TINY.read_bytes())
+    assert load(spec).name == "tiny"
+    lines = TINY.read_bytes().splitlines(keepends=True)
+    lines[3] = lines[3][:6] + b"\xff" + lines[3][6:]  # line 4: `latent 16 normal`
+    spec.write_bytes(b"".join(lines))
+    with pytest.raises(SpecError) as err:
+        load(spec)
+    d = err.value.diagnostics[0]
+    assert (d.line, d.column) == (4, 7) and "0xff is not UTF-8" in d.message
+    assert f"{spec}:4:7" in err.value.render()
+
+
+def test_the_project_size_hint_never_proposes_the_size_already_there() -> None:
+    errors = _errors(_tiny("digits(resolution: 16)", "digits(resolution: 18)"))
+    from eagan_dsl.checker import check_text
+    from eagan_dsl.diagnostics import SpecError
+
+    with pytest.raises(SpecError) as err:
+        check_text(_tiny("digits(resolution: 16)", "digits(resolution: 18)"), "t.eagan")
+    hints = [d.hint or "" for d in err.value.diagnostics]
+    assert errors and not any("project(size: 4)" in h for h in hints), hints
+    assert any("no project size gives 18 pixels" in h for h in hints), hints
