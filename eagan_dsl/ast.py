@@ -43,9 +43,12 @@ class Number(Node):
     value: float
     is_int: bool
     text: str
+    integer: int | None = None  # the exact value of an integer literal
 
     def python(self) -> int | float:
-        return int(self.value) if self.is_int else self.value
+        if self.is_int:
+            return self.integer if self.integer is not None else int(self.value)
+        return self.value
 
 
 class String(Node):

@@ -8,6 +8,7 @@ later uses of it are not reported twice).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -22,6 +23,16 @@ from .primitives import MODES, PRIMITIVES, Kind
 
 BOOLS = {"on": True, "true": True, "off": False, "false": False}
 NETWORK_KINDS = ("global", "vector", "latent", "resize")
+# Upper bounds (the language reference lists them): far above any GAN of the paper, low enough
+# that checking, building and showing a spec stays fast and within memory.
+MAX_COUNT = 1_000_000_000  # any count setting without a bound of its own
+MAX_SEED = 2**63 - 1  # a seed fits in 64 bits (torch.manual_seed)
+MAX_NODES = 64  # node numbers of a cell
+MAX_REPEAT = 64  # `cells X x N`
+MAX_WIDTH = 4096  # channels, latent dimension
+MAX_RESOLUTION = 1024
+MAX_ERRORS = 100  # diagnostics collected; the rest are counted
+MAX_SUGGESTIONS = 100  # "did you mean" for the first unknown names only
 
 
 class _Checker:
@@ -39,15 +50,23 @@ class _Checker:
         self.bad_names: set[str] = set()  # defined but broken: uses are not reported again
         self.data: ir.DataIR | None = None
         self.latent: ast.Latent | None = None
+        self.omitted = 0  # diagnostics beyond MAX_ERRORS
+        self.suggested = 0
+        self.op_defs: dict[str, ast.OpDef] | None = None
 
     # ----------------------------------------------------------------------------- helpers
     def error(self, span: ast.Span, message: str, hint: str | None = None) -> None:
+        if len(self.errors) >= MAX_ERRORS:
+            self.omitted += 1
+            return
         self.errors.append(Diagnostic(message, span, self.file, hint))
 
     def unknown(
         self, span: ast.Span, what: str, name: str, known: Iterable[str], where: str = ""
     ) -> None:
-        self.error(span, f"unknown {what} '{name}'{where}", did_you_mean(name, known))
+        self.suggested += 1
+        hint = did_you_mean(name, known) if self.suggested <= MAX_SUGGESTIONS else None
+        self.error(span, f"unknown {what} '{name}'{where}", hint)
 
     # ------------------------------------------------------------------------------ entry
     def run(self) -> ir.Program:
@@ -71,6 +90,11 @@ class _Checker:
         if self.latent is not None:
             if self.latent.dim < 1:
                 self.error(self.latent.span, "the latent dimension must be at least 1")
+            elif self.latent.dim > MAX_WIDTH:
+                self.error(
+                    self.latent.span,
+                    f"the latent dimension must be at most {MAX_WIDTH}, not {self.latent.dim:,}",
+                )
             dist = self.latent.distribution
             if dist is not None and dist.name not in settings.LATENT_DISTRIBUTIONS:
                 self.unknown(
@@ -119,7 +143,7 @@ class _Checker:
                 "add e.g. stage search_g : search { network: G, against: FixedD }",
             )
         if self.errors:
-            raise SpecError(self.errors)
+            raise SpecError(self.errors, omitted=self.omitted)
         assert self.data is not None
         return ir.Program(
             name=self.spec.name,
@@ -196,7 +220,8 @@ class _Checker:
                     continue
                 args["root"] = arg.value.value
             else:
-                value = self.int_value(arg.value, f"{arg.key} of data {data.name}", 1)
+                top = MAX_RESOLUTION if arg.key == "resolution" else MAX_WIDTH
+                value = self.int_value(arg.value, f"{arg.key} of data {data.name}", 1, maximum=top)
                 if value is not None:
                     args[arg.key] = value
         resolution = args.get("resolution", info["resolution"])
@@ -279,14 +304,23 @@ class _Checker:
         raise AssertionError(type_)
 
     def int_value(
-        self, value: ast.Value, what: str, minimum: float | None, hint: str | None = None
+        self,
+        value: ast.Value,
+        what: str,
+        minimum: float | None,
+        hint: str | None = None,
+        maximum: int | None = None,
     ) -> int | None:
         if not isinstance(value, ast.Number) or not value.is_int:
             self.error(value.span, f"{what} must be an integer", hint)
             return None
-        number = int(value.value)
+        number = value.integer if value.integer is not None else int(value.value)
         if minimum is not None and number < minimum:
             self.error(value.span, f"{what} must be at least {minimum:g}, not {number}")
+            return None
+        top = MAX_COUNT if maximum is None else maximum
+        if number > top:
+            self.error(value.span, f"{what} must be at most {top:,}, not {number:,}")
             return None
         return number
 
@@ -297,6 +331,9 @@ class _Checker:
             self.error(value.span, f"{what} must be a number")
             return None
         number = float(value.value)
+        if not math.isfinite(number):
+            self.error(value.span, f"{what} must be a finite number, not {value.text}")
+            return None
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
             lo = "" if minimum is None else f"{minimum:g}"
             hi = "" if maximum is None else f"{maximum:g}"
@@ -313,8 +350,9 @@ class _Checker:
     def check_op_def(self, op: ast.OpDef, items: tuple[ast.Item, ...]) -> None:
         if op.name in PRIMITIVES:
             return  # reported as a duplicate
-        defs = {i.name: i for i in items if isinstance(i, ast.OpDef)}
-        parts = self.expand(op, defs, [op.name])
+        if self.op_defs is None:  # built once, not once per op (28,000 ops took 550 s)
+            self.op_defs = {i.name: i for i in items if isinstance(i, ast.OpDef)}
+        parts = self.expand(op, self.op_defs, [op.name])
         if parts is None:
             self.bad_names.add(op.name)
             return
@@ -442,6 +480,13 @@ class _Checker:
         if out < 1:
             self.error(
                 cell.outputs[0].span, "the output node must be a node after the input node 0"
+            )
+            self.bad_names.add(cell.name)
+            return
+        if out > MAX_NODES:
+            self.error(
+                cell.outputs[0].span,
+                f"a cell has at most {MAX_NODES} nodes after its input, not {out:,}",
             )
             self.bad_names.add(cell.name)
             return
@@ -647,6 +692,10 @@ class _Checker:
                 self.error(c.span, "a cell repeats at least once (x 1)")
                 ok = False
                 continue
+            if c.repeat > MAX_REPEAT:
+                self.error(c.span, f"a cell repeats at most {MAX_REPEAT} times, not {c.repeat:,}")
+                ok = False
+                continue
             width = None
             for a in c.args:
                 if a.key != "channels":
@@ -657,7 +706,7 @@ class _Checker:
                     )
                     ok = False
                     continue
-                width = self.int_value(a.value, "channels", 1)
+                width = self.int_value(a.value, "channels", 1, maximum=MAX_WIDTH)
             if width is None:
                 if not any(a.key == "channels" for a in c.args):
                     self.error(c.span, f"cells {c.cell.name} needs a width", "add (channels: N)")
@@ -688,11 +737,19 @@ class _Checker:
         if is_g and start_size is not None and data is not None and ok:
             final = start_size * 2**total_scale if total_scale >= 0 else 0
             if final != data.resolution:
+                fits = total_scale >= 0 and data.resolution % 2**total_scale == 0
+                hint = (
+                    f"set project(size: {data.resolution // 2**total_scale}) or change the cells"
+                    if fits
+                    else f"no project size gives {data.resolution} pixels through {total_scale} "
+                    f"doublings; change the cells or the data resolution (e.g. "
+                    f"{start_size * 2 ** max(total_scale, 0)})"
+                )
                 self.error(
                     stems[0].ops[0].span,
                     f"generator {net.name} makes {start_size}×2^{total_scale} = {final} pixels, "
                     f"but data {data.name} has resolution {data.resolution}",
-                    f"set project(size: {data.resolution // 2**total_scale if total_scale >= 0 else '?'}) or change the cells",
+                    hint,
                 )
                 ok = False
             if split > 1 and split > len(instances):
@@ -911,7 +968,8 @@ class _Checker:
         what = f"{key.name} ({where})"
         t = key.type
         if t == "int":
-            v = self.int_value(value, what, key.minimum)
+            top = int(key.maximum) if key.maximum is not None else None
+            v = self.int_value(value, what, key.minimum, maximum=top)
             return v is not None, v
         if t == "float":
             v2 = self.float_value(value, what, key.minimum, key.maximum)
@@ -1231,7 +1289,7 @@ def load(path: str | Path) -> ir.Program:
     try:
         return check(spec)
     except SpecError as err:
-        err.source = path.read_text(encoding="utf-8")
+        err.source = path.read_text(encoding="utf-8-sig")  # as parsed: without a BOM
         err.sources = {str(path): err.source}
         raise
 
@@ -1243,6 +1301,6 @@ def check_text(text: str, file: str = "<spec>") -> ir.Program:
     try:
         return check(parse(text, file))
     except SpecError as err:
-        err.source = text
-        err.sources = {file: text}
+        err.source = text.removeprefix("\ufeff")
+        err.sources = {file: err.source}
         raise

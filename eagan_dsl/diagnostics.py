@@ -53,6 +53,9 @@ class Diagnostic:
         return "\n".join(lines)
 
 
+MAX_SHOWN = 50  # diagnostics printed; the rest are counted ("… and 1,234 more errors")
+
+
 @dataclass
 class SpecError(Exception):
     """The only exception a bad spec raises. Holds every diagnostic found, in source order."""
@@ -60,6 +63,7 @@ class SpecError(Exception):
     diagnostics: list[Diagnostic]
     source: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    omitted: int = 0  # found beyond what is kept (the checker keeps the first ones)
 
     def __post_init__(self) -> None:
         self.diagnostics = sorted(self.diagnostics, key=lambda d: (d.file, d.line, d.column))
@@ -67,9 +71,12 @@ class SpecError(Exception):
 
     def render(self) -> str:
         out = []
-        for diagnostic in self.diagnostics:
+        for diagnostic in self.diagnostics[:MAX_SHOWN]:
             source = self.sources.get(diagnostic.file, self.source)
             out.append(diagnostic.render(source))
+        more = len(self.diagnostics) - len(out) + self.omitted
+        if more > 0:
+            out.append(f"… and {more:,} more error{'s' if more > 1 else ''}")
         return "\n".join(out)
 
     def __str__(self) -> str:

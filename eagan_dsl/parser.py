@@ -60,7 +60,11 @@ class _Build(Transformer[Token, ast.Spec]):
     def number(self, meta: Any, children: list[Token]) -> ast.Number:
         text = str(children[0])
         is_int = children[0].type == "INT" or re.fullmatch(r"[+-]?[0-9]+", text) is not None
-        return ast.Number(span=_span(meta), value=float(text), is_int=is_int, text=text)
+        # an integer stays an integer (a float would round 9007199254740993); its length is
+        # bounded by `parse` (MAX_DIGITS), so int() and float() cannot fail here
+        integer = int(text) if is_int else None
+        value = float(integer) if integer is not None else float(text)
+        return ast.Number(span=_span(meta), value=value, is_int=is_int, text=text, integer=integer)
 
     def string(self, meta: Any, children: list[Token]) -> ast.String:
         raw = str(children[0])[1:-1]
@@ -302,20 +306,102 @@ def _syntax_error(text: str, file: str, err: UnexpectedInput) -> Diagnostic:
     return Diagnostic(f"unexpected '{shown}'; expected {_expected(expected)}", span, file)
 
 
+MAX_DIGITS = 20  # an integer literal of more digits is refused (a 64-bit seed has at most 20)
+MAX_NESTING = 32  # brackets, parentheses and braces nested deeper are refused
+
+
+def _too_deep(text: str, file: str) -> Diagnostic | None:
+    """The first bracket nested more than MAX_NESTING deep (outside strings and comments): the
+    tree builder recurses, so a list nested 500 deep must be refused before it is built."""
+    depth, line, line_start, i, n = 0, 1, 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+            continue
+        if ch == '"':
+            i += 1
+            while i < n and text[i] not in '"\n':
+                i += 2 if text[i] == "\\" else 1
+        elif ch in "([{":
+            depth += 1
+            if depth > MAX_NESTING:
+                col = i - line_start + 1
+                span = ast.Span(line=line, column=col, end_line=line, end_column=col + 1)
+                return Diagnostic(
+                    f"brackets nested more than {MAX_NESTING} deep; a spec never needs that many",
+                    span,
+                    file,
+                )
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "\n":
+            line, line_start = line + 1, i + 1
+        i += 1
+    return None
+
+
+def _long_numbers(tree: Any, file: str) -> list[Diagnostic]:
+    out = []
+    for token in tree.scan_values(lambda t: isinstance(t, Token) and t.type in ("INT", "NUMBER")):
+        digits = re.match(r"[+-]?([0-9]*)", str(token))
+        if digits is not None and len(digits.group(1)) > MAX_DIGITS:
+            out.append(
+                Diagnostic(
+                    f"a number of {len(digits.group(1))} digits is too large "
+                    f"(at most {MAX_DIGITS} digits)",
+                    _tspan(token),
+                    file,
+                )
+            )
+    return out
+
+
 def parse(text: str, file: str = "<spec>") -> ast.Spec:
     """Parse spec text. Raises `SpecError` for any syntax error."""
+    text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors save
+    deep = _too_deep(text, file)
+    if deep is not None:
+        raise SpecError([deep], source=text)
     try:
         tree = _parser().parse(text)
     except UnexpectedInput as err:
         raise SpecError([_syntax_error(text, file, err)], source=text) from None
+    long = _long_numbers(tree, file)
+    if long:
+        raise SpecError(long, source=text)
     spec = _Build().transform(tree)
     return spec.model_copy(update={"file": file})
+
+
+def decode(data: bytes, file: str) -> str:
+    """Spec bytes as text: UTF-8, with or without a byte-order mark; a byte that is not UTF-8 is
+    reported at its line and column."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        start = err.start
+        before = data[:start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+        span = ast.Span(line=line, column=column, end_line=line, end_column=column + 1)
+        raise SpecError(
+            [
+                Diagnostic(
+                    f"byte 0x{data[start]:02x} is not UTF-8 text; save the spec as UTF-8",
+                    span,
+                    file,
+                )
+            ],
+            source=data.decode("utf-8", errors="replace"),
+        ) from None
 
 
 def parse_file(path: str | Path) -> ast.Spec:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = decode(path.read_bytes(), str(path))
     except FileNotFoundError:
         raise SpecError(
             [
@@ -326,7 +412,7 @@ def parse_file(path: str | Path) -> ast.Spec:
                 )
             ]
         ) from None
-    except (OSError, UnicodeDecodeError) as err:
+    except OSError as err:
         raise SpecError(
             [Diagnostic(f"cannot read the file: {err}", ast.NO_SPAN, str(path))]
         ) from None

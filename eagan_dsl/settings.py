@@ -131,7 +131,14 @@ EVALUATE = (
 )
 
 RUN = (
-    _k("seed", "int", 0, "seed of every random generator", minimum=0),
+    _k(
+        "seed",
+        "int",
+        0,
+        "seed of every random generator (fits in 64 bits)",
+        minimum=0,
+        maximum=2**63 - 1,
+    ),
     _k(
         "checkpoint_every",
         "int",

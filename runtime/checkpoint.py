@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,34 @@ KEEP = 2
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be written or read; the message says what happened and what to do."""
+
+
+class BadCheckpoint(CheckpointError):
+    """No checkpoint that can be read (missing, damaged, crafted): bad input, exit 2."""
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _check_record(seq: int, meta: Any) -> dict[str, Any]:
+    """The commit record of checkpoint `seq`, every field checked: its `file` must be exactly the
+    .pt of the same number inside `checkpoints/` (never a path), so that a crafted record cannot
+    point elsewhere."""
+    if not isinstance(meta, dict):
+        raise TypeError("its record is not a JSON object")
+    if meta.get("file") != f"ckpt-{seq:06d}.pt":
+        raise ValueError(
+            f"its record names the file {meta.get('file')!r}, not ckpt-{seq:06d}.pt next to it"
+        )
+    if not isinstance(meta.get("sha256"), str) or not _SHA256.fullmatch(meta["sha256"]):
+        raise ValueError("its record has no valid sha256")
+    for key in ("seq", "history_lines", "stage_index", "world_size"):
+        value = meta.get(key)
+        if key in meta and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"its record's {key} is {value!r}, not a count ≥ 0")
+    if meta.get("seq", seq) != seq:
+        raise ValueError(f"its record says it is checkpoint {meta['seq']}")
+    return meta
 
 
 @dataclass(frozen=True)
@@ -61,6 +90,21 @@ def _write_atomic(path: Path, write: Any) -> None:
         raise
 
 
+def _disk_full(err: BaseException, folder: Path) -> bool:
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(err, RuntimeError) and "No space left" in str(err):
+        return True
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return isinstance(err, RuntimeError) and st.f_bavail * st.f_frsize < 1 << 20
+
+
 def checkpoints(folder: Path) -> list[tuple[int, Path]]:
     out = []
     for meta in folder.glob("ckpt-*.json"):
@@ -85,14 +129,18 @@ def save(folder: Path, state: dict[str, Any], meta: dict[str, Any]) -> Path:
             folder / f"ckpt-{seq:06d}.json",
             lambda f: f.write(json.dumps(record, indent=2).encode()),
         )
-    except OSError as err:
+    except (OSError, RuntimeError) as err:
+        # torch.save writes through its zip writer, which turns the OSError of a full disk into a
+        # RuntimeError ("unexpected pos ..."), the OSError kept only as its context
         pt.unlink(missing_ok=True)
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+        if _disk_full(err, folder):
             raise CheckpointError(
                 f"no space left on the device to write a checkpoint in {folder}; the previous "
                 "checkpoint is intact: free some space, then resume"
             ) from None
-        raise CheckpointError(f"cannot write a checkpoint in {folder}: {err}") from None
+        raise CheckpointError(
+            f"cannot write a checkpoint in {folder}: {err}; the previous checkpoint is intact"
+        ) from None
     for old_seq, old_meta in checkpoints(folder)[:-KEEP]:
         old_meta.unlink(missing_ok=True)
         (folder / f"ckpt-{old_seq:06d}.pt").unlink(missing_ok=True)
@@ -105,7 +153,7 @@ def load_latest(folder: Path) -> Loaded:
     skipped: list[str] = []
     for seq, meta_path in reversed(checkpoints(folder)):
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = _check_record(seq, json.loads(meta_path.read_text()))
             pt = folder / meta["file"]
             if not pt.is_file():
                 raise ValueError(f"{pt.name} is missing")
@@ -117,7 +165,10 @@ def load_latest(folder: Path) -> Loaded:
             ValueError,
             RuntimeError,
             KeyError,
+            TypeError,
             EOFError,
+            MemoryError,
+            OverflowError,
             pickle.UnpicklingError,
         ) as err:
             # any unreadable checkpoint: fall back to the previous one
@@ -125,7 +176,9 @@ def load_latest(folder: Path) -> Loaded:
             continue
         return Loaded(state, meta, pt, tuple(skipped))
     if skipped:
-        raise CheckpointError(f"no intact checkpoint in {folder}: " + "; ".join(skipped))
-    raise CheckpointError(
-        f"no checkpoint in {folder} yet: the run stopped before its first one; start it again"
+        raise BadCheckpoint(f"no intact checkpoint in {folder}: " + "; ".join(skipped))
+    run = folder.parent
+    raise BadCheckpoint(
+        f"no checkpoint in {folder} yet: the run stopped before its first one; start it again "
+        f"with  eagan run SPEC --out {run} --force  (it replaces only what the run wrote)"
     )

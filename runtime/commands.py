@@ -5,6 +5,7 @@ failure during the run exits 1; never a traceback for a user's mistake."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import importlib.util
 import os
 import sys
@@ -91,7 +92,7 @@ def run_command(
         _fail(f"--nproc must be at least 1, not {nproc}")
     if nproc > 1 and not launched():
         raise typer.Exit(_torchrun(nproc))
-    from runtime.checkpoint import CheckpointError
+    from runtime.checkpoint import BadCheckpoint, CheckpointError
     from runtime.search import Interrupted
 
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
@@ -124,8 +125,19 @@ def run_command(
             )
     except Interrupted:
         raise typer.Exit(130) from None
-    except CheckpointError as err:
+    except BadCheckpoint as err:  # no checkpoint that can be read: bad input
+        _fail(str(err))
+    except CheckpointError as err:  # one that cannot be written (a full disk): a failure
         _fail(str(err), code=1)
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = resume or out or (Path("runs") / spec.stem if spec is not None else "DIR")
+        _fail(
+            f"no space left on the device ({err.filename or where}): free some space, then "
+            f"resume with  eagan run --resume {where}",
+            code=1,
+        )
     except ValueError as err:
         _fail(str(err))
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 speaks

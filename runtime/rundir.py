@@ -10,7 +10,6 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -108,6 +107,86 @@ class History:
         )
 
 
+LOCK = ".lock"
+# What a run writes, folder by folder: all that `--force` may remove (never a user's own file or
+# folder that happens to sit in the run directory).
+RUN_FILES: dict[str, tuple[str, ...]] = {
+    ".": ("spec.eagan", "resolved.json", "history.jsonl", "metrics.csv", ".*.tmp"),
+    "checkpoints": ("ckpt-*.pt", "ckpt-*.json", ".ckpt-*.tmp"),
+    "samples": ("*.png", ".*.tmp"),
+    "plots": ("*.png", ".*.tmp"),
+    "final": (
+        "generator.py",
+        "generator.safetensors",
+        "discriminator.py",
+        "discriminator.safetensors",
+        "metrics.json",
+        ".*.tmp",
+    ),
+    "final/best": (
+        "generator.py",
+        "generator.safetensors",
+        "discriminator.py",
+        "discriminator.safetensors",
+        "metrics.json",
+        ".*.tmp",
+    ),
+    "tb": ("events.out.tfevents.*",),
+}
+
+
+def is_run(root: Path) -> bool:
+    """A previous run: a directory holding both `spec.eagan` and `resolved.json`."""
+    return (root / "spec.eagan").is_file() and (root / "resolved.json").is_file()
+
+
+def clear_run_files(root: Path) -> None:
+    """Remove the files a previous run wrote (and only those; folders stay)."""
+    for sub, patterns in RUN_FILES.items():
+        folder = root / sub
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for pattern in patterns:
+            for path in folder.glob(pattern):
+                if path.is_file() or path.is_symlink():
+                    path.unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive `fcntl.flock` on `DIR/.lock`, held while a process runs or resumes the run
+    (released by `release`, or by the system when the process ends, however it ends)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        import fcntl
+
+        if self.fd is not None:
+            return self
+        path = self.root / LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunDirError(
+                f"{self.root} is in use by process {holder} (another eagan run or resume); wait "
+                "for it to finish or stop it, then try again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+
 class RunDir:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -117,8 +196,16 @@ class RunDir:
         self.checkpoints = root / "checkpoints"
 
     @classmethod
-    def create(cls, root: Path, spec_path: Path, force: bool = False) -> RunDir:
-        if root.exists() and any(root.iterdir()):
+    def create(
+        cls, root: Path, spec_path: Path, force: bool = False, lock: RunLock | None = None
+    ) -> RunDir:
+        """A new run in ROOT. A non-empty ROOT is refused; with `force`, a previous run there
+        (spec.eagan and resolved.json) is replaced: the files it wrote are removed, nothing
+        else. `lock`, when given, is taken before anything is written."""
+        if root.exists() and not root.is_dir():
+            raise RunDirError(f"{root} is a file, not a directory; choose another --out")
+        used = root.is_dir() and any(p.name != LOCK for p in root.iterdir())
+        if used:
             if (root / "spec.eagan").exists() and not force:
                 raise RunDirError(
                     f"{root} already holds a run; resume it with --resume {root}, "
@@ -128,10 +215,17 @@ class RunDir:
                 raise RunDirError(
                     f"{root} exists and is not empty; choose another --out or pass --force"
                 )
-            for sub in ("samples", "plots", "final", "checkpoints"):
-                shutil.rmtree(root / sub, ignore_errors=True)
-            for name in ("history.jsonl", "resolved.json", "spec.eagan"):
-                (root / name).unlink(missing_ok=True)
+            if not is_run(root):
+                raise RunDirError(
+                    f"{root} is not empty and holds no previous run (spec.eagan and "
+                    "resolved.json): --force replaces only a previous run, never other files; "
+                    "choose another --out"
+                )
+        root.mkdir(parents=True, exist_ok=True)
+        if lock is not None:
+            lock.acquire()
+        if used:
+            clear_run_files(root)
         run = cls(root)
         for d in (root, run.samples, run.plots, run.final, run.checkpoints):
             d.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ from runtime.display import Reporter
 from runtime.dist import Dist, from_env, on_main, rank_device
 from runtime.evaluator import Evaluator
 from runtime.plots import curves_plot, pareto_plot
-from runtime.rundir import History, RunDir, RunDirError, atomic_write, environment
+from runtime.rundir import History, RunDir, RunDirError, RunLock, atomic_write, environment
 from runtime.search import Context, Interrupted, StageResult, TrainStage, make_stage
 
 QUICK = {"rounds": 2, "epochs": 1, "warmup": 1, "population": 4, "images": 256, "final_images": 512}
@@ -130,6 +130,50 @@ def _stop_on_signals(flag: list[bool]) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def state_problem(state: Any, stages: int | None) -> str | None:
+    """What is wrong with a checkpoint's state as `Runner.state` writes it, or None."""
+    if not isinstance(state, dict):
+        return "it is not a mapping"
+    kinds: dict[str, tuple[type, ...]] = {
+        "stage_index": (int,),
+        "stage_state": (dict, type(None)),
+        "results": (dict,),
+        "torch_rng": (torch.Tensor,),
+        "history_lines": (int,),
+    }
+    for key, types in kinds.items():
+        if key not in state:
+            return f"'{key}' is missing"
+        if not isinstance(state[key], types) or isinstance(state[key], bool):
+            return f"'{key}' is a {type(state[key]).__name__}"
+    if state["stage_index"] < 0 or (stages is not None and state["stage_index"] > stages):
+        return f"'stage_index' is {state['stage_index']}, the spec has {stages} stage(s)"
+    if state["history_lines"] < 0:
+        return f"'history_lines' is {state['history_lines']}"
+    if state["torch_rng"].dtype != torch.uint8:
+        return "'torch_rng' is not a random generator's state"
+    if not all(isinstance(k, str) and isinstance(v, dict) for k, v in state["results"].items()):
+        return "'results' is not a mapping of stage names to results"
+    return None
+
+
+def _bad_state(loaded: ckpt.Loaded, problem: str) -> ckpt.BadCheckpoint:
+    return ckpt.BadCheckpoint(
+        f"{loaded.path} does not hold a run's state as this version of eagan writes it "
+        f"({problem}): it was damaged or crafted; remove it (with its .json) to resume from the "
+        "previous checkpoint, or start the run again with --force"
+    )
+
+
+@contextmanager
+def _restoring(loaded: ckpt.Loaded) -> Iterator[None]:
+    """A checksum-valid checkpoint whose contents do not fit the spec: one clear error."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as err:
+        raise _bad_state(loaded, f"{type(err).__name__}: {err}") from None
+
+
 class Runner:
     def __init__(
         self,
@@ -205,16 +249,22 @@ class Runner:
 
     def restore(self, loaded: ckpt.Loaded) -> None:
         state = loaded.state
-        self.history.truncate(int(state["history_lines"]))
-        torch.set_rng_state(state["torch_rng"])
-        for name, rs in state["results"].items():
-            self.ctx.results[name] = StageResult.from_state(self.program, rs, self.ctx.device)
+        problem = state_problem(state, len(self.program.stages))
+        if problem:
+            raise _bad_state(loaded, problem)
+        with _restoring(loaded):
+            self.history.truncate(int(state["history_lines"]))
+            torch.set_rng_state(state["torch_rng"])
+            for name, rs in state["results"].items():
+                self.ctx.results[name] = StageResult.from_state(self.program, rs, self.ctx.device)
         self.index = int(state["stage_index"])
         self.pending = state["stage_state"]
+        self.restored = loaded
 
     # ------------------------------------------------------------------------------ run
     def run(self, resume: ckpt.Loaded | None = None) -> None:
         self.pending: dict[str, Any] | None = None
+        self.restored: ckpt.Loaded | None = None
         if resume is not None:
             self.restore(resume)
         else:
@@ -226,7 +276,8 @@ class Runner:
                     stage = self.program.stages[self.index]
                     self.current = make_stage(self.ctx, stage)
                     if self.pending is not None:
-                        self.current.load_state_dict(self.pending)
+                        with _restoring(self.restored):
+                            self.current.load_state_dict(self.pending)
                         self.pending = None
                     if isinstance(self.current, TrainStage):
                         self._finish(self.current)
@@ -321,19 +372,28 @@ def run_program(
     env["quick"] = quick
     env["world_size"] = dist.world
 
+    lock = RunLock(out)  # rank 0 holds DIR/.lock for the run's life
+
     def create() -> RunDir:
-        run_dir = RunDir.create(out, spec, force=force)
+        run_dir = RunDir.create(out, spec, force=force, lock=lock)
         run_dir.write_resolved(program, env)
         return run_dir
 
-    run_dir = on_main(dist, create)
-    report = reporter or Reporter()
-    if quick and dist.main:
-        report.message("--quick: rounds, epochs, population and images are shrunk for a smoke test")
-    if dist.active and dist.main:
-        report.message(f"distributed: {dist.world} processes ({dist.backend}); rank 0 writes {out}")
-    runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
-    _run_and_close(dist, runner)
+    try:
+        run_dir = on_main(dist, create)
+        report = reporter or Reporter()
+        if quick and dist.main:
+            report.message(
+                "--quick: rounds, epochs, population and images are shrunk for a smoke test"
+            )
+        if dist.active and dist.main:
+            report.message(
+                f"distributed: {dist.world} processes ({dist.backend}); rank 0 writes {out}"
+            )
+        runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
+        _run_and_close(dist, runner)
+    finally:
+        lock.release()
     return out
 
 
@@ -364,15 +424,38 @@ def resume(
     """Continue the run in OUT from its newest intact checkpoint, with the run's own spec, seed
     and --quick setting; a different SPEC is refused unless `force` (then recorded)."""
     dist = from_env()
+    lock = RunLock(out)  # rank 0 holds DIR/.lock until the resumed run ends
+    try:
+        # rank 0 reads the run directory (other nodes may not see it) and hands it to every rank
+        loaded_run = on_main(dist, lambda: _read_run(out, spec, force, lock))
+        _resume_run(out, loaded_run, dist, device, inception_weights, reporter, observe)
+    finally:
+        lock.release()
+    return out
+
+
+def _resume_run(
+    out: Path,
+    loaded_run: tuple[str, dict[str, Any], ckpt.Loaded],
+    dist: Dist,
+    device: str | None,
+    inception_weights: str | None,
+    reporter: Reporter | None,
+    observe: Callable[[str, dict[str, Any]], None] | None,
+) -> None:
     run_dir = RunDir(out)
-    # rank 0 reads the run directory (other nodes may not see it) and hands it to every rank
-    text, resolved, loaded = on_main(dist, lambda: _read_run(out, spec, force))
+    text, resolved, loaded = loaded_run
     env = resolved["environment"]
-    # paths in the spec stay those of the original run (relative to the original spec file)
+    # errors are located in the run's own copy (the spec that is resumed); paths in the spec stay
+    # those of the original run (relative to the original spec file)
     saved_spec = out / "spec.eagan"
-    program = check_text(text, str(resolved.get("file") or saved_spec))
+    program = check_text(text, str(saved_spec))
     root = resolved.get("data", {}).get("root")
-    program = dataclasses.replace(program, data=dataclasses.replace(program.data, root=root))
+    program = dataclasses.replace(
+        program,
+        file=resolved.get("file") or str(saved_spec),
+        data=dataclasses.replace(program.data, root=root),
+    )
     if env.get("quick"):
         program = quick_program(program)
     report = reporter or Reporter()
@@ -387,6 +470,15 @@ def resume(
                 "continues correctly, but data-parallel steps (warm-up, stage 1, fully-train) split batches "
                 "differently, so the result is not bit-identical to an uninterrupted run (stage-2 pairs are)"
             )
+    threads = env.get("threads")
+    if isinstance(threads, int) and threads > 0 and threads != torch.get_num_threads():
+        # results are bit-identical only with the same number of threads (reductions split)
+        if dist.main:
+            report.message(
+                f"torch threads set to {threads}, as when the run started (it found "
+                f"{torch.get_num_threads()}): the same count keeps the results bit-identical"
+            )
+        torch.set_num_threads(threads)
     saved = str(env.get("device", "auto"))
     dev = rank_device(
         dist, resolve_device(device or (saved.split(":")[0] if dist.active else saved))
@@ -394,12 +486,13 @@ def resume(
     seed = int(env["seed"])
     runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
     _run_and_close(dist, runner, loaded)
-    return out
 
 
-def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str, Any], ckpt.Loaded]:
+def _read_run(
+    out: Path, spec: Path | None, force: bool, lock: RunLock | None = None
+) -> tuple[str, dict[str, Any], ckpt.Loaded]:
     """The run's spec text (or SPEC's, with --force, recorded), resolved.json and newest intact
-    checkpoint."""
+    checkpoint; `lock` is taken first, so that no other process resumes the run meanwhile."""
     run_dir = RunDir(out)
     saved_spec = out / "spec.eagan"
     resolved_path = out / "resolved.json"
@@ -407,10 +500,17 @@ def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str,
         raise RunDirError(
             f"{out} is not a run directory (no spec.eagan / resolved.json); check the path"
         )
-    text = saved_spec.read_text(encoding="utf-8")
-    resolved = json.loads(resolved_path.read_text())
+    if lock is not None:
+        lock.acquire()
+    try:
+        text = saved_spec.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise RunDirError(
+            f"{saved_spec} is not UTF-8 text (byte {err.start}): the run directory is damaged"
+        ) from None
+    resolved = _read_resolved(resolved_path)
     env = resolved["environment"]
-    if spec is not None and spec.read_text(encoding="utf-8") != text:
+    if spec is not None and spec.read_text(encoding="utf-8", errors="replace") != text:
         if not force:
             raise RunDirError(
                 f"{spec} differs from the spec this run was started with ({saved_spec}); resume without "
@@ -420,4 +520,76 @@ def _read_run(out: Path, spec: Path | None, force: bool) -> tuple[str, dict[str,
         atomic_write(saved_spec, text.encode())
         env.setdefault("forced_spec_changes", []).append(str(spec))
         run_dir.write_json("resolved.json", {**resolved, "environment": env})
-    return text, resolved, ckpt.load_latest(run_dir.checkpoints)
+    loaded = ckpt.load_latest(run_dir.checkpoints)
+    _check_history(out / "history.jsonl", loaded)
+    return text, resolved, loaded
+
+
+def _read_resolved(path: Path) -> dict[str, Any]:
+    """resolved.json, with every field that resume reads checked."""
+
+    def damaged(what: str) -> RunDirError:
+        return RunDirError(
+            f"{path}: {what}; the run directory is damaged (restore resolved.json from a copy, "
+            "or start the run again with --force)"
+        )
+
+    try:
+        resolved = json.loads(path.read_bytes().decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise damaged(f"not valid JSON ({err})") from None
+    if not isinstance(resolved, dict):
+        raise damaged(f"a JSON {type(resolved).__name__}, not an object")
+    env = resolved.get("environment")
+    if not isinstance(env, dict):
+        raise damaged("'environment' is missing or not an object")
+    seed = env.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise damaged("'environment.seed' is missing or not an integer")
+    checks = {
+        "file": (resolved.get("file"), (str, type(None))),
+        "data": (resolved.get("data", {}), (dict,)),
+        "environment.device": (env.get("device", "auto"), (str,)),
+        "environment.threads": (env.get("threads"), (int, type(None))),
+        "environment.quick": (env.get("quick", False), (bool,)),
+        "environment.forced_spec_changes": (env.get("forced_spec_changes", []), (list,)),
+    }
+    for name, (value, types) in checks.items():
+        if not isinstance(value, types):
+            raise damaged(f"'{name}' is a {type(value).__name__}")
+    root = resolved.get("data", {}).get("root")
+    if not isinstance(root, (str, type(None))):
+        raise damaged("'data.root' is not a path")
+    return resolved
+
+
+def _check_history(path: Path, loaded: ckpt.Loaded) -> None:
+    """The history must hold every record the checkpoint counts (a lost or shortened one is
+    refused, nothing changed); records written after the checkpoint are dropped (they are
+    written again)."""
+    problem = state_problem(loaded.state, None)
+    if problem:
+        raise _bad_state(loaded, problem)
+    lines = int(loaded.state["history_lines"])
+    records = []
+    if path.is_file():
+        raw = path.read_bytes().decode("utf-8", errors="replace")
+        records = [line for line in raw.splitlines() if line.strip()]
+    if len(records) < lines:
+        raise RunDirError(
+            f"{path} holds {len(records)} record(s), but {loaded.path.name} was taken after "
+            f"{lines}: the history was lost or shortened. Nothing was changed: restore the file, "
+            "or start the run again with --force"
+        )
+    for number, line in enumerate(records[:lines], 1):
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RunDirError(
+                f"{path}:{number}: not a JSON record: the history is damaged; restore it, or start "
+                "the run again with --force"
+            )
+    if len(records) > lines:
+        atomic_write(path, "".join(line + "\n" for line in records[:lines]).encode())
