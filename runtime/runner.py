@@ -84,7 +84,10 @@ def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
         for c in history
         if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last
     ]
-    num = lambda v: float(v) if isinstance(v, (int, float)) else float("inf")
+
+    def num(v: Any) -> float:
+        return float(v) if isinstance(v, (int, float)) else float("inf")
+
     pareto_plot(
         run.plots / f"{stage}_pareto_round{last + 1:02d}.png",
         f"{stage}: round {last + 1}",
@@ -218,6 +221,8 @@ class Runner:
         )
         self.index = 0
         self.current: Any = None
+        self.pending: dict[str, Any] | None = None
+        self.restored: ckpt.Loaded | None = None
 
     # ------------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -263,8 +268,8 @@ class Runner:
 
     # ------------------------------------------------------------------------------ run
     def run(self, resume: ckpt.Loaded | None = None) -> None:
-        self.pending: dict[str, Any] | None = None
-        self.restored: ckpt.Loaded | None = None
+        self.pending = None
+        self.restored = None
         if resume is not None:
             self.restore(resume)
         else:

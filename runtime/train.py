@@ -47,7 +47,7 @@ def _apply(
     sync: Sync | None,
 ) -> None:
     opt.zero_grad(set_to_none=True)
-    loss.backward()
+    loss.backward()  # type: ignore[no-untyped-call]
     if sync is not None:
         sync([p for group in opt.param_groups for p in group["params"]])
     if clip is not None:
@@ -105,7 +105,7 @@ class EMA:
 
     @torch.no_grad()
     def update(self, module: nn.Module) -> None:
-        ema = list(self.module.parameters())
+        ema: list[torch.Tensor] = list(self.module.parameters())
         live = [p.detach() for p in module.parameters()]
         torch._foreach_lerp_(ema, live, 1.0 - self.decay)
         for b_ema, b in zip(self.module.buffers(), module.buffers()):

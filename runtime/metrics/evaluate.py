@@ -80,10 +80,15 @@ def exact_float32(device: torch.device) -> Iterator[None]:
         restore.append(lambda: torch.set_float32_matmul_precision(prec))
     if device.type == "cuda":
         try:  # torch >= 2.9 API
-            for obj in (torch.backends.cuda.matmul, torch.backends.cudnn.conv):
+            backends: list[Any] = [torch.backends.cuda.matmul, torch.backends.cudnn.conv]  # type: ignore[attr-defined]
+            for obj in backends:
                 old = obj.fp32_precision
                 obj.fp32_precision = "ieee"
-                restore.append(lambda obj=obj, old=old: setattr(obj, "fp32_precision", old))
+
+                def undo(obj: Any = obj, old: Any = old) -> None:
+                    obj.fp32_precision = old
+
+                restore.append(undo)
         except (AttributeError, RuntimeError):
             m, c = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
             torch.backends.cuda.matmul.allow_tf32 = False

@@ -28,13 +28,15 @@ def _as_f64(a: Any) -> np.ndarray:
 
 def _sym(a: np.ndarray) -> np.ndarray:
     # running sums and products leave ~1e-16 asymmetry; eigh/eigvalsh read one triangle only
-    return (a + a.T) * 0.5
+    out: np.ndarray = (a + a.T) * 0.5
+    return out
 
 
 def psd_sqrt(sigma: Any) -> np.ndarray:
     """Symmetric square root of a covariance (float64), eigenvalues clipped at 0."""
     w, v = np.linalg.eigh(_sym(_as_f64(sigma)))
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    root: np.ndarray = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return root
 
 
 @dataclass(frozen=True, eq=False)

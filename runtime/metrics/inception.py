@@ -87,7 +87,7 @@ def tf1_resize_bilinear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- the network
-class _InceptionA(InceptionA):
+class _InceptionA(InceptionA):  # type: ignore[misc]
     def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         b1 = self.branch1x1(x)
         b5 = self.branch5x5_2(self.branch5x5_1(x))
@@ -97,7 +97,7 @@ class _InceptionA(InceptionA):
         return [b1, b5, b3, bp]
 
 
-class _InceptionC(InceptionC):
+class _InceptionC(InceptionC):  # type: ignore[misc]
     def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
@@ -113,7 +113,7 @@ class _InceptionC(InceptionC):
         return [b1, b7, bd, bp]
 
 
-class _InceptionE(InceptionE):
+class _InceptionE(InceptionE):  # type: ignore[misc]
     """E block; `max_pool=True` is the last block of the TF graph (Mixed_7c)."""
 
     def __init__(self, in_channels: int, max_pool: bool) -> None:

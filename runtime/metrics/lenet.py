@@ -131,7 +131,7 @@ def train_lenet(
             _, logits = model.features_and_logits(shift_aug(data.x_train[b], g))
             loss = F.cross_entropy(logits, data.y_train[b])
             opt.zero_grad()
-            loss.backward()
+            loss.backward()  # type: ignore[no-untyped-call]
             opt.step()
         if log is not None:
             log(f"epoch {ep + 1}/{epochs} loss {loss.item():.4f} ({time.perf_counter() - t0:.1f}s)")

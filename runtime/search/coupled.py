@@ -14,7 +14,14 @@ from eagan_dsl.genome import Genome, GenomeSpace
 from eagan_dsl.ir import StageIR
 from runtime.evolution import initial_population
 from runtime.nets import build_supernet, params_of
-from runtime.search.members import EvalWrapper, Member, Trainer, input_resolution, recalibrate
+from runtime.search.members import (
+    EvalWrapper,
+    Member,
+    Trainer,
+    input_resolution,
+    path_of,
+    recalibrate,
+)
 from runtime.search.protocol import Context, StageResult, derive_seed, rng_state, set_rng_state
 from runtime.search.search_stage import Evolving
 
@@ -96,7 +103,6 @@ class CoupledStage(Evolving):
         self.ds = kept_d + [c.genome for c in self._vary(kept_d, self.d_space)]
 
     def _result(self) -> StageResult:
-        from compiler.extract import extract
 
         g, d = self.gs[self.best_i], self.ds[self.best_i]
         scored = self._generator(self.best_i)  # what scored the pick (weights and BN statistics)
@@ -106,8 +112,8 @@ class CoupledStage(Evolving):
             searched="generator",
             genomes={"generator": g, "discriminator": d},
             modules={
-                "generator": extract(scored.inner, g).requires_grad_(True),
-                "discriminator": extract(self.D.module, d),
+                "generator": path_of(scored.inner, g).requires_grad_(True),
+                "discriminator": path_of(self.D.module, d),
             },
             record=self.records[self.best_i] if self.records else {},
         )

@@ -54,7 +54,7 @@ class TrainStage(Stage):
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
             self._advance(iters, ctx.checkpoint_every if self.epoch + 1 < epochs else 0, "train")
         final = self.G.evaluated()
-        metrics = on_main(
+        scores = on_main(
             ctx.dist,
             lambda: ctx.evaluators["final"].evaluate(
                 EvalWrapper(final, final),
@@ -63,6 +63,7 @@ class TrainStage(Stage):
             ),
         )
         program = ctx.program
+        metrics: dict[str, Any] = dict(scores)
         metrics.update(
             {
                 "g_genome": encode_genome(program, self.g_genome),

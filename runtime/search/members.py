@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from eagan_dsl.genome import Genome
 from eagan_dsl.ir import Program
 from runtime.dist import Dist
 from runtime.search.protocol import Context, derive_seed
@@ -127,7 +128,7 @@ class EvalWrapper(nn.Module):
     def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], module: nn.Module) -> None:
         super().__init__()
         self.fn = fn
-        self.inner = module
+        self.inner: nn.Module = module
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.fn(z)
@@ -191,3 +192,13 @@ def recalibrate(
         ctx.device,
         derive_seed(ctx.seed, "recalibrate", round_),
     )
+
+
+def path_of(supernet: nn.Module, genome: Genome) -> nn.Module:
+    """The subnet of `genome` with copies of a supernet's weights and buffers
+    (`compiler.extract.extract`, for a module typed as a plain `nn.Module`)."""
+    from compiler.extract import extract
+    from compiler.supernet import SuperNet
+
+    assert isinstance(supernet, SuperNet), type(supernet)
+    return extract(supernet, genome)

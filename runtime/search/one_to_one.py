@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from runtime.dist import to_cpu
-from runtime.search.members import Member, Trainer
+from runtime.search.members import Member, Trainer, path_of
 from runtime.search.protocol import Interrupted, derive_seed
 from runtime.train import Diverged
 
 if TYPE_CHECKING:
     from eagan_dsl.genome import Genome
-    from eagan_dsl.ir import NetworkIR
+    from eagan_dsl.ir import NetworkIR, StageIR
     from runtime.search.protocol import Context
 
 
@@ -59,8 +59,10 @@ class OneToOne:
     """The one-to-one pairs of a search stage (mixed into `SearchStage`)."""
 
     ctx: Context
+    stage: StageIR
     s: dict[str, Any]
     P: int
+    R: int
     E: int
     round: int
     net: NetworkIR
@@ -124,21 +126,20 @@ class OneToOne:
     def _job(self, j: int) -> dict[str, Any]:
         """Pair j's training: a private copy of the candidate's path through the supernet (and of
         its EMA), a fresh Adam, its own batches; or the pair in progress in a checkpoint."""
-        from compiler.extract import extract
 
         s, ctx, sup, genome = self.s, self.ctx, self.supernet, self.population[j]
         net = Member(
-            extract(sup.module, genome),
+            path_of(sup.module, genome),
             self.trainer.lr[self.me],
             self.trainer.betas,
             s["ema"] if sup.ema is not None else None,
         )
         if net.ema is not None and sup.ema is not None:
-            net.ema.module.load_state_dict(extract(sup.ema.module, genome).state_dict())
+            net.ema.module.load_state_dict(path_of(sup.ema.module, genome).state_dict())
         gen = torch.Generator().manual_seed(
             derive_seed(ctx.seed, self.stage.name, "pair", self.round, j)
         )
-        job = {
+        job: dict[str, Any] = {
             "j": j,
             "it": 0,
             "diverged": False,
@@ -157,7 +158,7 @@ class OneToOne:
         mine, them = job["net"], self.partners[j]
         g, d = (mine, them) if self.searching_g else (them, mine)
         try:
-            losses = job["trainer"].iteration(g.module, d.module, g, d)
+            losses: tuple[float, float] = job["trainer"].iteration(g.module, d.module, g, d)
         except Diverged:
             job["diverged"] = True  # scored worst; its weights stay out of the merge
             return math.nan, math.nan

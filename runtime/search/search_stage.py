@@ -26,7 +26,14 @@ from eagan_dsl.ir import Best, StageIR
 from runtime.dist import to_cpu
 from runtime.evolution import initial_population, offspring
 from runtime.nets import build_fixed, build_supernet, genome_of, params_of
-from runtime.search.members import EvalWrapper, Member, Trainer, input_resolution, recalibrate
+from runtime.search.members import (
+    EvalWrapper,
+    Member,
+    Trainer,
+    input_resolution,
+    path_of,
+    recalibrate,
+)
 from runtime.search.one_to_one import OneToOne
 from runtime.search.protocol import (
     Context,
@@ -342,7 +349,7 @@ class SearchStage(OneToOne, Evolving):
         """The weights that score (setting `score`): the member's EMA, or its raw weights."""
         return member.evaluated() if self.s["score"] == "ema" else member.module
 
-    def scored_generator(self, genome: Genome) -> nn.Module:
+    def scored_generator(self, genome: Genome) -> EvalWrapper:
         """Stage 1's scoring generator for `genome`: the supernet's scoring weights on that path,
         with BatchNorm statistics re-estimated for it (deterministic: the round's latents)."""
         net = self._scorer(self.supernet)
@@ -398,17 +405,16 @@ class SearchStage(OneToOne, Evolving):
         pick is its path through the supernet's scoring weights with the BatchNorm statistics it
         was scored with; a D pick is its pair's own trained copy (one-to-one) and comes with the G
         that scored it."""
-        from compiler.extract import extract
 
         best = self.best_i
         genome = self.population[best]
         partner = self._partner(best)
         if self.searching_g:
             scored = self.scored_generator(genome)
-            mine: nn.Module = extract(scored.inner, genome)
+            mine: nn.Module = path_of(scored.inner, genome)
             theirs = copy.deepcopy(partner.module)
         else:
-            mine = extract(self.supernet.module, genome)
+            mine = path_of(self.supernet.module, genome)
             if best in self.privates:
                 mine.load_state_dict(self.privates[best])
             theirs = copy.deepcopy(self._scorer(partner))
