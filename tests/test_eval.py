@@ -1,4 +1,4 @@
-"""`eagan eval` on an exported standalone generator (digits + LeNet; runs in ~1 s)."""
+"""`eagan eval` and the one loader of an exported generator (digits + LeNet; runs in ~1 s)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,15 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from runtime.metrics import MetricsError, evaluate_generator, lenet_digits, reference_stats
-from runtime.metrics.cli import eval_command, load_exported_generator, run_eval
+from runtime.commands import eval_command
+from runtime.exported import ExportedError, load_generator
+from runtime.metrics import (
+    MetricsError,
+    evaluate_generator,
+    lenet_digits,
+    reference_stats,
+    run_eval,
+)
 
 torch.set_num_threads(2)
 
@@ -70,7 +77,7 @@ def test_eval_command_prints_and_writes_json(app, gen_dir, tmp_path):
     assert "FID" in r.output and "IS" in r.output
     data = json.loads(out.read_text())
     # the same numbers as the library call with the same generator, extractor, stats and seed
-    g = load_exported_generator(gen_dir)
+    g = load_generator(gen_dir)
     m = lenet_digits()
     direct = evaluate_generator(
         g.module, 200, m, reference_stats("digits", m, cache_dir=cache), seed=3, latent_dim=8
@@ -87,7 +94,7 @@ def test_weights_as_pt_file(gen_dir):
     sd = load_file(str(gen_dir / "generator.safetensors"))
     (gen_dir / "generator.safetensors").unlink()
     torch.save(sd, gen_dir / "generator.pt")
-    g = load_exported_generator(gen_dir)
+    g = load_generator(gen_dir)
     assert g.latent_dim == 8 and torch.equal(g.module.fc.weight, sd["fc.weight"])
 
 
@@ -115,8 +122,8 @@ def test_weights_as_pt_file(gen_dir):
 )
 def test_bad_generator_directories(gen_dir, breakage, message):
     breakage(gen_dir)
-    with pytest.raises(MetricsError, match=message):
-        load_exported_generator(gen_dir)
+    with pytest.raises(ExportedError, match=message):
+        load_generator(gen_dir)
 
 
 def test_bad_input_exits_2(app, tmp_path, gen_dir):
