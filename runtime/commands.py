@@ -314,8 +314,8 @@ def eval_command(
             cache_dir=cache_dir, splits=splits, bf16=bf16,
         )  # fmt: skip
     except (MetricsError, ExportedError) as e:
-        Console(stderr=True).print(f"error: {e}", markup=False, highlight=False, style="red")
-        raise typer.Exit(EXIT_BAD_INPUT) from None
+        _fail(str(e))
+        return
     Console().print(_result_table(result))
     if json_out is not None:
         payload: dict[str, Any] = {
