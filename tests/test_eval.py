@@ -196,6 +196,7 @@ CRAFTED = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 @pytest.mark.parametrize("as_pt", [False, True], ids=["safetensors", "pt"])
 @pytest.mark.parametrize("kind", sorted(CRAFTED))
 def test_crafted_weights_one_clean_line_exit_2(gen_dir, tmp_path, kind, as_pt):
