@@ -82,7 +82,7 @@ SPEC = ROOT / "specs" / "cifar10.eagan"
 PAPER_GPU_DAYS = (
     1.2  # paper abstract / §5.2: the CIFAR-10 search (both stages), fully-train not included
 )
-# training images per epoch of each data set the runtime reads (runtime/data.py)
+# training images per epoch of each data set the runtime reads (runtime/data/)
 TRAIN_IMAGES = {"cifar10": 50_000, "stl10": 105_000, "digits": 1_297}
 PHASES = ("warmup_g", "search_g", "warmup_d", "search_d", "fully_train", "eval")
 VARIANTS = ("fp32", "bf16", "channels_last")

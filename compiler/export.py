@@ -10,6 +10,7 @@ so the exported network's output equals the supernet's bit for bit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -503,7 +504,8 @@ def export_network(
     out_dir: Path | str,
     force: bool = False,
 ) -> ExportResult:
-    """Write `<role>.py` and `<role>.safetensors` into `out_dir`. Weights: a SuperNet or SubNet
+    """Write `<role>.py`, `<role>.safetensors` and `<role>.json` (the spec and genome, as data)
+    into `out_dir`. Weights: a SuperNet or SubNet
     state dict; None exports freshly initialised weights (seed 0)."""
     network, g, title = resolve(program, network_name_or_fixed, genome)
     out = Path(out_dir)
@@ -527,7 +529,26 @@ def export_network(
         str(w_path),
         metadata={"spec": program.file, "genome": text},
     )
+    _write_record(out / f"{role}.json", program, network, title, text)
     return ExportResult(src_path, w_path, text, count_params(network, g))
+
+
+def _write_record(
+    path: Path, program: Program, network: NetworkIR, title: str, genome_text: str
+) -> None:
+    """`<role>.json`: the spec's text and the genome as data, so that `eagan sample` and `eagan
+    eval` rebuild the network from them and load the weights without running `<role>.py`."""
+    spec = Path(program.file)
+    record = {
+        "format": "eagan-export/1",
+        "role": network.role,
+        "network": network.name,
+        "name": title,
+        "genome": genome_text,
+        "spec_file": program.file,
+        "spec": spec.read_text(encoding="utf-8") if spec.is_file() else None,
+    }
+    path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""The runtime's CLI commands (`eagan run`, `eagan train`, `eagan sample`), as plain functions with
+"""The runtime's CLI commands (`eagan run`, `train`, `sample`, `eval`), as plain functions with
 typer annotations; `runtime/cli.py` registers them. Bad input exits 2 with one clear line, a
 failure during the run exits 1; never a traceback for a user's mistake."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import importlib.util
+import json
 import os
 import sys
 from pathlib import Path
@@ -217,36 +217,9 @@ def train_command(
     _guarded(go)
 
 
-def load_exported(directory: Path, role: str = "generator") -> Any:
-    """Import an exported standalone module (`generator.py` + weights) from a directory."""
-    import torch
-
-    source = directory / f"{role}.py"
-    if not source.is_file():
-        raise FileNotFoundError(
-            f"{source} not found: expected an exported {role} (eagan export / a run's final/)"
-        )
-    spec = importlib.util.spec_from_file_location(f"_eagan_exported_{role}", source)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    cls = getattr(module, role.capitalize())
-    net = cls()
-    weights = directory / f"{role}.safetensors"
-    if weights.is_file():
-        from safetensors.torch import load_file
-
-        state = load_file(str(weights))
-    else:
-        state = torch.load(directory / f"{role}.pt", map_location="cpu", weights_only=True)
-    net.load_state_dict(state)
-    return module, net.eval()
-
-
 def sample_command(
     run_dir: Annotated[
-        Path, typer.Argument(help="a run directory (or a folder with an exported generator.py)")
+        Path, typer.Argument(help="a run directory (or a folder with an exported generator)")
     ],
     n: Annotated[int, typer.Option("-n", help="number of images")] = 64,
     out: Annotated[Path, typer.Option("--out", help="PNG file to write")] = Path("samples.png"),
@@ -256,14 +229,113 @@ def sample_command(
     import torch
     from torchvision.utils import save_image
 
-    folder = run_dir / "final" if (run_dir / "final" / "generator.py").is_file() else run_dir
+    from runtime.exported import ExportedError, load_generator
+
     try:
-        module, net = load_exported(folder)
-    except (FileNotFoundError, RuntimeError, OSError) as err:
+        gen = load_generator(run_dir)
+    except ExportedError as err:
         _fail(str(err))
         return
-    z = torch.randn(n, int(module.LATENT_DIM), generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(n, gen.latent_dim, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        images = net(z)
+        images = gen.module(z)
     save_image(images * 0.5 + 0.5, out, nrow=max(int(n**0.5), 1))
     typer.echo(f"wrote {n} images to {out}")
+
+
+def _result_table(result: Any, title: str = "eagan eval") -> Any:
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_row("IS", f"{result.is_mean:.4f} ± {result.is_std:.4f}")
+    t.add_row("FID", f"{result.fid:.4f}")
+    for k in (
+        "n",
+        "splits",
+        "extractor",
+        "weights_id",
+        "reference",
+        "quantize",
+        "batch_size",
+        "seed",
+        "device",
+    ):
+        t.add_row(k, str(getattr(result, k)))
+    t.add_row("seconds", f"{result.seconds:.1f}")
+    return t
+
+
+def eval_command(
+    generator_dir: Annotated[
+        Path, typer.Argument(help="an exported generator's directory, or a run directory")
+    ],
+    dataset: Annotated[
+        str,
+        typer.Option("--data", "-d", help="digits, cifar10, stl10, or a .npz file with mu/sigma"),
+    ] = "digits",
+    n_images: Annotated[
+        int, typer.Option("--images", "-n", help="number of generated images")
+    ] = 5000,
+    batch_size: Annotated[
+        int | None, typer.Option("--batch-size", help="default: the extractor's per-device choice")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="seed of the latent vectors")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
+    inception_weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--inception-weights",
+            help="pt_inception-2015-12-05-6726825d.pth (else $EAGAN_INCEPTION_WEIGHTS, else torch hub cache)",
+        ),
+    ] = None,
+    allow_download: Annotated[
+        bool,
+        typer.Option("--download/--no-download", help="fetch the Inception weights if not found"),
+    ] = True,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir",
+            help="real statistics cache (default $EAGAN_CACHE/stats or ~/.cache/eagan/stats)",
+        ),
+    ] = None,
+    splits: Annotated[int, typer.Option("--splits", help="IS splits")] = 10,
+    bf16: Annotated[
+        bool,
+        typer.Option(
+            "--bf16",
+            help="bfloat16 autocast in the extractor (not comparable with float32 numbers)",
+        ),
+    ] = False,
+    json_out: Annotated[
+        Path | None, typer.Option("--json-out", help="write the result as JSON here")
+    ] = None,
+) -> None:
+    """IS and FID of an exported generator against a real data set."""
+    from rich.console import Console
+
+    from runtime.exported import ExportedError
+    from runtime.metrics import MetricsError, run_eval
+
+    try:
+        result = run_eval(
+            generator_dir, dataset, n_images, batch_size=batch_size, seed=seed, device=device,
+            inception_weights=inception_weights, allow_download=allow_download,
+            cache_dir=cache_dir, splits=splits, bf16=bf16,
+        )  # fmt: skip
+    except (MetricsError, ExportedError) as e:
+        _fail(str(e))
+        return
+    Console().print(_result_table(result))
+    if json_out is not None:
+        payload: dict[str, Any] = {
+            "generator": str(generator_dir),
+            "dataset": dataset,
+            **result.to_dict(),
+        }
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = json_out.with_name(json_out.name + ".tmp")
+        tmp.write_text(json.dumps(payload, indent=2) + "\n")
+        os.replace(tmp, json_out)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from eagan_dsl.ir import DataIR
-from runtime.data import DataError, load_training_data
+from runtime.data import DataError, digits_split, load_digits, load_training_data
 
 
 def _cifar(root: Path, n: int = 4, protocol: int = 2, key: str | bytes = "data") -> np.ndarray:
@@ -86,3 +86,25 @@ def test_imagefolder(tmp_path: Path) -> None:
 def test_digits_is_the_embedded_default() -> None:
     data = load_training_data(DataIR("digits", None, 16, 1), torch.device("cpu"))
     assert data.images.shape == (1297, 1, 16, 16)
+
+
+def test_digits_split_protocol():
+    s = digits_split(16)
+    assert s.x_train.shape == (1297, 1, 16, 16) and s.x_heldout.shape == (500, 1, 16, 16)
+    assert torch.bincount(s.y_heldout).tolist() == [50] * 10
+    assert s.x_train.min() >= -1 and s.x_train.max() <= 1 and s.x_train.dtype == torch.float32
+    # the held-out images are real digits, not in the training split
+    from sklearn.datasets import load_digits as sk
+
+    raw = torch.tensor(sk().images, dtype=torch.float32)[:, None] / 16
+    up = (
+        torch.nn.functional.interpolate(raw, size=(16, 16), mode="bilinear", align_corners=False)
+        * 2
+        - 1
+    )
+    flat = up.flatten(1)
+    tr, ho = load_digits(16)
+    assert torch.equal(tr, s.x_train)
+    idx_ho = [int((flat == h.flatten()).all(1).nonzero()[0]) for h in ho[:20]]
+    idx_tr = {int((flat == t.flatten()).all(1).nonzero()[0]) for t in tr[:200]}
+    assert not set(idx_ho) & idx_tr

@@ -82,7 +82,9 @@ def test_exported_module_reproduces_the_supernet(tiny: Program, name: str, tmp_p
         out_dir = tmp_path / f"export{i}"
         result = export_network(tiny, name, genome, supernet.state_dict(), out_dir)
         role = supernet.network.role
-        assert sorted(p.name for p in out_dir.iterdir()) == [f"{role}.py", f"{role}.safetensors"]
+        assert sorted(p.name for p in out_dir.iterdir()) == [
+            f"{role}.{x}" for x in ("json", "py", "safetensors")
+        ]
         source = result.source.read_text()
         assert supernet.space.encode(genome) in source and "tiny.eagan" in source
         imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]

@@ -16,7 +16,7 @@ import scipy.linalg
 import torch
 from torch import nn
 
-from runtime.datasets import digits_split, load_digits
+from runtime.data import digits_split
 from runtime.metrics import (
     FeatureStats,
     InceptionScore,
@@ -207,29 +207,6 @@ def test_to_uint8_truncates_or_rounds():
     assert to_uint8(torch.tensor([0.0]))[0] == 127  # 127.5 truncates, as AutoGAN/EAGAN did
     u = torch.arange(0, 256, dtype=torch.uint8)
     assert to_uint8(u) is u
-
-
-# --------------------------------------------------------------------------- data
-def test_digits_split_protocol():
-    s = digits_split(16)
-    assert s.x_train.shape == (1297, 1, 16, 16) and s.x_heldout.shape == (500, 1, 16, 16)
-    assert torch.bincount(s.y_heldout).tolist() == [50] * 10
-    assert s.x_train.min() >= -1 and s.x_train.max() <= 1 and s.x_train.dtype == torch.float32
-    # the held-out images are real digits, not in the training split
-    from sklearn.datasets import load_digits as sk
-
-    raw = torch.tensor(sk().images, dtype=torch.float32)[:, None] / 16
-    up = (
-        torch.nn.functional.interpolate(raw, size=(16, 16), mode="bilinear", align_corners=False)
-        * 2
-        - 1
-    )
-    flat = up.flatten(1)
-    tr, ho = load_digits(16)
-    assert torch.equal(tr, s.x_train)
-    idx_ho = [int((flat == h.flatten()).all(1).nonzero()[0]) for h in ho[:20]]
-    idx_tr = {int((flat == t.flatten()).all(1).nonzero()[0]) for t in tr[:200]}
-    assert not set(idx_ho) & idx_tr
 
 
 # --------------------------------------------------------------------------- LeNet

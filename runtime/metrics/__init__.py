@@ -14,7 +14,7 @@ class MetricsError(Exception):
     """
 
 
-from runtime.metrics.evaluate import EvalResult, evaluate_generator
+from runtime.metrics.evaluate import EvalResult, evaluate_generator, run_eval
 from runtime.metrics.extractor import FeatureExtractor, to_uint8
 from runtime.metrics.frechet import ReferenceStats, frechet_distance
 from runtime.metrics.inception import InceptionV3FID, inception_v3_fid
@@ -42,6 +42,7 @@ __all__ = [
     "lenet_digits",
     "load_npz_stats",
     "reference_stats",
+    "run_eval",
     "save_npz_stats",
     "to_uint8",
     "train_lenet",

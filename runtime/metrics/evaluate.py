@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -21,8 +22,11 @@ from torch import nn
 from runtime.metrics import MetricsError
 from runtime.metrics.extractor import FeatureExtractor
 from runtime.metrics.frechet import ReferenceStats, frechet_distance
-from runtime.metrics.stats import FeatureStats, InceptionScore
+from runtime.metrics.inception import inception_v3_fid
+from runtime.metrics.lenet import LENET_RESOLUTION, lenet_digits
+from runtime.metrics.stats import FeatureStats, InceptionScore, reference_stats
 
+INCEPTION_DATASETS = ("cifar10", "stl10")
 Z_BLOCK = 1024  # latents are drawn in blocks of this many rows, independent of the batch size
 
 
@@ -226,3 +230,83 @@ def evaluate_generator(
         bf16=bf16,
         seconds=time.perf_counter() - t0,
     )
+
+
+# ------------------------------------------------------------------ `eagan eval`'s library form
+def _device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise MetricsError(f"device {device!r} requested, but CUDA is not available")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise MetricsError(f"unknown device {device!r}") from e
+
+
+def extractor_and_reference(
+    dataset: str,
+    resolution: int,
+    channels: int,
+    device: torch.device,
+    *,
+    inception_weights: str | os.PathLike[str] | None = None,
+    allow_download: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+) -> tuple[FeatureExtractor, ReferenceStats]:
+    """`digits` → the LeNet and held-out statistics; `cifar10`/`stl10`/a `.npz` → Inception."""
+    if dataset == "digits":
+        if (resolution, channels) != (LENET_RESOLUTION, 1):
+            raise MetricsError(
+                f"digits needs 1-channel {LENET_RESOLUTION}x{LENET_RESOLUTION} images; the generator "
+                f"makes {channels}-channel {resolution}x{resolution} ones"
+            )
+        ext: FeatureExtractor = lenet_digits(device=device)
+        return ext, reference_stats("digits", ext, cache_dir=cache_dir, device=device)
+    if dataset in INCEPTION_DATASETS or dataset.endswith(".npz"):
+        if channels not in (1, 3):
+            raise MetricsError(
+                f"Inception needs 1- or 3-channel images, the generator makes {channels}"
+            )
+        ext = inception_v3_fid(inception_weights, allow_download=allow_download, device=device)
+        ref = reference_stats(
+            dataset, ext, resolution=resolution, cache_dir=cache_dir, device=device
+        )
+        return ext, ref
+    raise MetricsError(
+        f"unknown data set {dataset!r}: use digits, {', '.join(INCEPTION_DATASETS)} or a .npz statistics file"
+    )
+
+
+def run_eval(
+    generator_dir: str | os.PathLike[str],
+    dataset: str = "digits",
+    n_images: int = 5000,
+    *,
+    batch_size: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    inception_weights: str | os.PathLike[str] | None = None,
+    allow_download: bool = True,
+    cache_dir: str | os.PathLike[str] | None = None,
+    splits: int = 10,
+    bf16: bool = False,
+) -> EvalResult:
+    """Library form of `eagan eval` on an exported generator or a run directory; raises
+    `MetricsError` (or `ExportedError` for the generator) for bad input."""
+    if n_images < max(2, splits):
+        raise MetricsError(
+            f"--images must be at least {max(2, splits)} (one per IS split), got {n_images}"
+        )
+    dev = _device(device)
+    from runtime.exported import load_generator
+
+    gen = load_generator(generator_dir, dev)
+    ext, ref = extractor_and_reference(
+        dataset, gen.resolution, gen.channels, dev,
+        inception_weights=inception_weights, allow_download=allow_download, cache_dir=cache_dir,
+    )  # fmt: skip
+    return evaluate_generator(
+        gen.module, n_images, ext, ref, batch_size, seed,
+        latent_dim=gen.latent_dim, device=dev, splits=splits, bf16=bf16,
+    )  # fmt: skip

@@ -114,7 +114,7 @@ def train_lenet(
 
     Deterministic for a given seed and thread count (seeded init, shuffling and shifts).
     """
-    from runtime.datasets import digits_split
+    from runtime.data import digits_split
 
     data = digits_split(LENET_RESOLUTION)
     torch.manual_seed(seed)  # parameter initialisation

@@ -231,21 +231,21 @@ def reference_stats(
     """Real statistics of (data set, split, resolution) under `extractor`, cached on disk.
     `root` is where CIFAR-10 / STL-10 are read from (the spec's data root).
 
-    `dataset` is a name known to `runtime.datasets` (today: `digits`, default split `heldout`,
+    `dataset` is a name known to `runtime.data` (today: `digits`, default split `heldout`,
     default resolution 16) or a path to an `.npz` file with `mu`/`sigma`, which is loaded as is.
     A cache file whose metadata do not match, or that cannot be read, is rebuilt.
     """
-    from runtime import datasets
+    from runtime.data import DATASET_SPLITS, real_images
 
     if dataset.endswith(".npz"):
         return load_npz_stats(dataset)
-    if dataset not in datasets.DATASET_SPLITS:
+    if dataset not in DATASET_SPLITS:
         raise MetricsError(
-            f"no real images for data set {dataset!r} (known: {', '.join(sorted(datasets.DATASET_SPLITS))}); "
+            f"no real images for data set {dataset!r} (known: {', '.join(sorted(DATASET_SPLITS))}); "
             "pass precomputed statistics as an .npz file instead, e.g. TTUR's "
             "http://bioinf.jku.at/research/ttur/ttur_stats/fid_stats_cifar10_train.npz"
         )
-    split = split or datasets.DATASET_SPLITS[dataset][0]
+    split = split or DATASET_SPLITS[dataset][0]
     resolution = resolution or extractor.in_resolution or 32
     key = stats_key(dataset, split, resolution, extractor)
     path = stats_path(key, cache_dir)
@@ -261,7 +261,7 @@ def reference_stats(
                 return cached
             warnings.warn(f"rebuilding stale statistics cache {path}", RuntimeWarning, stacklevel=2)
     try:
-        images = datasets.real_images(dataset, split, resolution, root=root)
+        images = real_images(dataset, split, resolution, root=root)
     except ValueError as e:
         raise MetricsError(str(e)) from e
     acc = compute_feature_stats(images, extractor, batch_size, device)

@@ -1,10 +1,5 @@
-"""Real image data sets for training and for the metrics' reference statistics.
-
-For now only the CPU benchmark set `digits` (research/cpu-benchmark.md §2-3): scikit-learn's
-1797 handwritten 8x8 digits, shipped inside the scikit-learn wheel, so nothing is downloaded.
-CIFAR-10 / STL-10 loaders are to be added here by the runtime (the metrics read them through
-`real_images`).
-"""
+"""`digits`, the embedded CPU benchmark set (research/cpu-benchmark.md §2-3): scikit-learn's 1797
+handwritten 8×8 digits, shipped inside the scikit-learn wheel, so nothing is downloaded."""
 
 from __future__ import annotations
 
@@ -66,34 +61,3 @@ def load_digits(resolution: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
     """(train, heldout) images of `digits`: float32 in [-1, 1], shapes (1297,1,r,r), (500,1,r,r)."""
     s = digits_split(resolution)
     return s.x_train, s.x_heldout
-
-
-# Splits each data set can serve for reference statistics; the first one is the default.
-DATASET_SPLITS: dict[str, tuple[str, ...]] = {
-    "digits": ("heldout", "train"),
-    "cifar10": ("train",),  # TTUR's fid_stats_cifar10_train.npz: the 50,000 training images
-    "stl10": ("train",),  # AutoGAN's stl10 48px statistics: train+unlabeled
-}
-# Where torchvision looks for them, relative to the working directory (the spec sets its own root)
-DEFAULT_ROOTS = {"cifar10": "data/cifar10", "stl10": "data/stl10"}
-
-
-def real_images(name: str, split: str, resolution: int, root: str | None = None) -> torch.Tensor:
-    """Real images of a registered data set, shape (N, C, H, W): float in [-1, 1] (digits) or
-    uint8 (CIFAR-10, STL-10, read from `root`)."""
-    if name == "digits":
-        train, heldout = load_digits(resolution)
-        if split == "train":
-            return train
-        if split == "heldout":
-            return heldout
-        raise ValueError(f"digits has splits 'train' and 'heldout', not {split!r}")
-    if name in DEFAULT_ROOTS:
-        from eagan_dsl.ir import DataIR
-        from runtime.data import load_training_data
-
-        data = DataIR(
-            name=name, root=root or DEFAULT_ROOTS[name], resolution=resolution, channels=3
-        )
-        return load_training_data(data, torch.device("cpu")).images  # uint8, as Inception wants
-    raise ValueError(f"unknown data set {name!r}; known: {', '.join(sorted(DATASET_SPLITS))}")
