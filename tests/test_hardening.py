@@ -468,12 +468,6 @@ _LOOKUP = b"c_codecs\nencode\n(X\x01\x00\x00\x00xX\x04\x00\x00\x00nopetR."
 _NOT_A_BATCH = b"(dp0\n."
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the fix is one line in runtime/data.py (owned by another branch): add LookupError, "
-    "IndexError, MemoryError, AttributeError, OverflowError to the except tuple around the "
-    "_SafeUnpickler load; then remove this mark",
-)
 def test_a_tampered_cifar_batch_is_a_data_error(tmp_path: Path) -> None:
     from eagan_dsl.ir import DataIR
     from runtime.data import DataError, load_training_data

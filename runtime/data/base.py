@@ -45,7 +45,7 @@ def resize_uint8(x: torch.Tensor, resolution: int) -> torch.Tensor:
     if x.shape[-1] == resolution and x.shape[-2] == resolution:
         return x
     out = []
-    for chunk in x.split(1024):
+    for chunk in torch.split(x, 1024):
         y = F.interpolate(
             chunk.float(),
             size=(resolution, resolution),

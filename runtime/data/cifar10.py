@@ -58,7 +58,16 @@ def load(data: DataIR) -> torch.Tensor:
             # from Python 3 with bytes keys is accepted too
             pixels = batch["data"] if "data" in batch else batch[b"data"]
             parts.append(np.asarray(pixels, dtype=np.uint8).reshape(-1, 3, 32, 32))
-        except (pickle.UnpicklingError, KeyError, ValueError, EOFError, TypeError) as err:
+        except (
+            pickle.UnpicklingError,
+            LookupError,  # KeyError, IndexError, an unknown codec
+            ValueError,
+            EOFError,
+            TypeError,
+            AttributeError,
+            OverflowError,
+            MemoryError,  # a crafted shape numpy cannot allocate
+        ) as err:
             raise DataError(
                 f"{f} is not a CIFAR-10 python batch ({err}); download it again"
             ) from None

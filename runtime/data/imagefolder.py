@@ -27,8 +27,9 @@ def load(data: DataIR) -> torch.Tensor:
     out = []
     for path in files:
         try:
-            with Image.open(path) as im:
-                im = im.convert(mode).resize((data.resolution, data.resolution), Image.BILINEAR)
+            with Image.open(path) as opened:
+                size = (data.resolution, data.resolution)
+                im = opened.convert(mode).resize(size, Image.Resampling.BILINEAR)
                 t = torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8)
         except (OSError, UnidentifiedImageError) as err:
             raise DataError(f"cannot read image {path}: {err}") from None
