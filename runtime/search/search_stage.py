@@ -286,6 +286,16 @@ class SearchStage(OneToOne, Evolving):
         """One warm-up iteration of the supernet (the bench scripts drive warm-up with it)."""
         return self._warm_iteration()
 
+    def train_step(self, i: int) -> tuple[float, float]:
+        """One round iteration of candidate i on the shared supernet with its partner (the bench
+        scripts time rounds with it); `start_population` must have run."""
+        return self._train_candidate(i)
+
+    def start_population(self) -> list[Genome]:
+        """Draw the first population, as at the end of warm-up; returns it."""
+        self._start_population()
+        return list(self.population)
+
     def _train_paths(self, paths: list[Genome], partner: Member) -> tuple[float, float]:
         """FairNAS's strict fairness (`warmup_sampling: fair`): one iteration in which every batch
         is cut into len(paths) shares, share k runs through path k, and the losses of all shares
