@@ -67,7 +67,8 @@ EVOLUTION = (
         "strategy",
         "enum",
         "evolution",
-        "evolution (paper) or random: the random-search baseline with the same budget",
+        "evolution (paper) or random: the random-search baseline with the same budget (every "
+        "round P new random architectures, no parents)",
         choices=("evolution", "random"),
     ),
 )

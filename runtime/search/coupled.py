@@ -60,6 +60,8 @@ class CoupledStage(Evolving):
         self.phase, self.round, self.epoch, self.it = "warmup", 0, 0, 0
         self.gs: list[Genome] = []
         self.ds: list[Genome] = []
+        self.seen_g: set[Genome] = set()
+        self.seen_d: set[Genome] = set()
         self.records: list[dict[str, Any]] = []
         self.diverged: set[int] = set()
         self.best_i = 0
@@ -98,6 +100,12 @@ class CoupledStage(Evolving):
         return self._score(record, i)
 
     def _refill(self, keep: list[int]) -> None:
+        if self.s["strategy"] == "random":  # no parents: P new random pairs (never seen before)
+            self.seen_g.update(self.gs)
+            self.seen_d.update(self.ds)
+            self.gs = [c.genome for c in self._vary([], self.g_space, self.seen_g)]
+            self.ds = [c.genome for c in self._vary([], self.d_space, self.seen_d)]
+            return
         kept_g, kept_d = [self.gs[i] for i in keep], [self.ds[i] for i in keep]
         self.gs = kept_g + [c.genome for c in self._vary(kept_g, self.g_space)]
         self.ds = kept_d + [c.genome for c in self._vary(kept_d, self.d_space)]
@@ -124,6 +132,8 @@ class CoupledStage(Evolving):
             "round": self.round,
             "gs": [list(g.choices) for g in self.gs],
             "ds": [list(d.choices) for d in self.ds],
+            "seen_g": sorted(list(g.choices) for g in self.seen_g),
+            "seen_d": sorted(list(d.choices) for d in self.seen_d),
             "diverged": sorted(self.diverged),
             "records": json.dumps(self.records, default=str),
             "best": self.best_i,
@@ -138,6 +148,8 @@ class CoupledStage(Evolving):
         self.round, self.best_i = int(state["round"]), int(state["best"])
         self.gs = [Genome(self.g_net.name, tuple(c)) for c in state["gs"]]
         self.ds = [Genome(self.d_net.name, tuple(c)) for c in state["ds"]]
+        self.seen_g = {Genome(self.g_net.name, tuple(c)) for c in state.get("seen_g", [])}
+        self.seen_d = {Genome(self.d_net.name, tuple(c)) for c in state.get("seen_d", [])}
         self.diverged = set(state["diverged"])
         self.records = json.loads(state["records"])
         set_rng_state(self.rng, state["rng"])

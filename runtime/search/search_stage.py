@@ -15,7 +15,7 @@ import copy
 import json
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -198,12 +198,15 @@ class Evolving(Stage):
         ctx.samples(f"{self.stage.name}_round{self.round + 1:02d}", self._generator(self.best_i))
         return keep
 
-    def _vary(self, parents: list[Genome], space: GenomeSpace) -> list[Any]:
-        """P − |parents| children: crossover & mutation (§4.3), or fresh random architectures for
-        the random-search baseline."""
+    def _vary(
+        self, parents: list[Genome], space: GenomeSpace, seen: Iterable[Genome] = ()
+    ) -> list[Any]:
+        """P − |parents| children: crossover & mutation (§4.3); or, for the random-search
+        baseline (`strategy: random`, called without parents), P fresh random architectures that
+        the stage has not evaluated before (`seen`)."""
         n, s = self.P - len(parents), self.s
         if s["strategy"] == "random":
-            return offspring([], n, space, self.rng, 0.0, 0.0, taken=parents)
+            return offspring([], n, space, self.rng, 0.0, 0.0, taken=[*parents, *seen])
         return offspring(parents, n, space, self.rng, float(s["crossover"]), float(s["mutation"]))
 
 
@@ -243,6 +246,7 @@ class SearchStage(OneToOne, Evolving):
         self.warm = first if self.one_to_one else self.partners[0]
         self.phase, self.round, self.epoch, self.it = "warmup", 0, 0, 0
         self.population: list[Genome] = []
+        self.seen: set[Genome] = set()  # every genome this stage has evaluated
         self.origins: list[str] = []
         self.diverged: set[int] = set()
         self.records: list[dict[str, Any]] = []
@@ -396,13 +400,19 @@ class SearchStage(OneToOne, Evolving):
                 best=self.best_i,
                 partners=[p.module for p in self.partners],
             )
-        parents = [self.population[i] for i in keep]
-        children = self._vary(parents, self.space)
+        # random search (Li & Talwalkar, 2019) keeps no parents: every round is P new random
+        # architectures, so neither selection nor the size objective steers what it tries
+        random_search = self.s["strategy"] == "random"
+        parents = [] if random_search else [self.population[i] for i in keep]
+        self.seen.update(self.population)
+        children = self._vary(parents, self.space, self.seen)
         self.population = parents + [c.genome for c in children]
         self.origins = ["parent"] * len(parents) + [c.origin for c in children]
         if self.one_to_one:
             # survivors keep their G; a child takes a copy of the G of the parent in its slot
-            order = keep + [keep[j % len(keep)] for j in range(len(children))]
+            # (random search: of the selected individuals' slots, in turn)
+            slots = [] if random_search else keep
+            order = slots + [keep[j % len(keep)] for j in range(len(children))]
             used: set[int] = set()
             partners = []
             for src in order:
@@ -444,6 +454,7 @@ class SearchStage(OneToOne, Evolving):
             **self.counters(),
             "round": self.round,
             "population": [list(g.choices) for g in self.population],
+            "seen": sorted(list(g.choices) for g in self.seen),
             "origins": list(self.origins),
             "diverged": sorted(self.diverged),
             "records": json.dumps(self.records, default=str),
@@ -469,6 +480,7 @@ class SearchStage(OneToOne, Evolving):
         self.set_counters(state)
         self.round, self.best_i = int(state["round"]), int(state["best"])
         self.population = [Genome(self.net.name, tuple(c)) for c in state["population"]]
+        self.seen = {Genome(self.net.name, tuple(c)) for c in state.get("seen", [])}
         self.origins = list(state["origins"])
         self.diverged = set(state["diverged"])
         self.records = json.loads(state["records"])
