@@ -1,5 +1,5 @@
 """Why does (or doesn't) the search beat random search on digits? Reads the run directories that
-`bench/search_quality.py` left under OUT (no training) and prints, per run, the final FD against
+`bench/ablations.py` left under OUT (no training) and prints, per run, the final FD against
 what the search saw, then two checks:
 
 - size vs final: does the fully-trained FD follow the generator's parameter count? (the size
@@ -13,7 +13,7 @@ scored on a fixed set of architectures against their stand-alone training). A co
 number per run across runs with different supernets, as this script printed before, is not a rank
 correlation of a supernet, so it is no longer computed.
 
-    python bench/search_diagnose.py [--out runs/search_quality] [--json diag.json]
+    python bench/search_diagnose.py [--out runs/ablations] [--json diag.json]
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("runs/search_quality"))
+    parser.add_argument("--out", type=Path, default=Path("runs/ablations"))
     parser.add_argument("--json", type=Path, default=None, help="default: OUT/search_diagnose.json")
     args = parser.parse_args()
     result = diagnose(args.out)

@@ -1,31 +1,37 @@
-"""Search quality on `specs/digits.eagan`: does the two-stage search find better architectures than
-random search and the fixed hand-designed start, at an equal training budget, over several seeds;
-and the paper's ablations (§5.3) on the same budget. Prints a table in the form of the paper's
-Table 2, one for the ablations, a plain statement of EAGAN against random search, writes
-`<out>/search_quality.json` and the learning curves `<out>/search_quality_curves.png` (the form of
-Fig. 6–7).
+"""Does EAGAN's generator search find better generators than random search, at an equal budget?
+The generator search isolated (stage 1 only) on `specs/digits.eagan`, every method's answers
+fully trained by one protocol, and measures that respect a multi-objective search.
 
-    python bench/search_quality.py                   # 6 configurations × seeds 0 1 2, 2 at a time
-    python bench/search_quality.py --collect-only    # no runs: tables, JSON, PNG from what exists
-    python bench/search_quality.py --configs eagan random --seeds 0 1 2 3 4 --jobs 2 --threads 1
-    python bench/search_quality.py --quick --seeds 0 --configs eagan fixed --jobs 1 --out /tmp/sq_smoke
+    python bench/search_quality.py search --jobs 2 --threads 1    # the searches (resumable)
+    python bench/search_quality.py train --jobs 2 --threads 1     # fully-train their answers
+    python bench/search_quality.py report                         # tables + JSON from the caches
+    python bench/search_quality.py all --jobs 2 --threads 1       # the three in turn
 
-Configurations, each a spec derived from specs/digits.eagan by checked text edits (a pattern not
-found is an error) and validated by the checker before anything runs:
+Methods, each at the same budget (the same supernet iterations and the same number of proxy
+evaluations, checked), `--seeds` search seeds each:
 
-    eagan     the spec as is: G against the fixed AutoGAND, then D one-to-one with weight reset
-    random    both search stages with `strategy: random` (the random-search baseline)
-    fixed     no search: fully-train GNearest + AutoGAND (the hand-designed starting architecture)
-    coupled   one `network: (G, D)` stage with twice the rounds and warm-up of one decoupled stage,
-              so that it trains as many iterations and scores as many candidates as the two stages
-    no_reset  eagan with `weight_reset: off` in search_d (Fig. 7)
-    d_first   D against the fixed GNearest (many-to-one), then G one-to-one with the best D
+    eagan       stage 1 as `specs/digits.eagan` specifies it, scaled to the budget
+    eagan_best  the same with the estimator settings `bench/rank_correlation.py` measured best
+                (read from bench/results/rank_correlation.json; `--best` overrides)
+    random_ws   random search with weight sharing (Li & Talwalkar, 2019): `strategy: random`,
+                every round P new random architectures on the same kind of supernet; it answers
+                with the best scored over all rounds
+    random      random sampling without a proxy, and `fixed` GNearest: read from the ground truth
+                of bench/rank_correlation.py (its architectures are stratified random samples)
 
-Every configuration has the same data, latent, train and evaluate settings and the same fully-train
-epochs; the searching ones have the same search epochs and candidate evaluations (checked). Each
-(config, seed) runs as `python -m runtime.cli run SPEC --out <out>/<config>/seed<S> --device cpu
---seed S` (output in `<out>/<config>/seed<S>.log`); a finished run is skipped, an unfinished one
-is continued with `run --resume`.
+Each search runs `python -m runtime.cli run SPEC --out <out>/<method>/seed<S> --seed S` on a spec
+derived from the digits spec by checked edits (only stage 1; a changed base spec fails loudly) and
+is read back from its `history.jsonl`. Every answer is fully trained with the ground-truth
+protocol of bench/rank_correlation.py (stand-alone against the fixed AutoGAND, 2,000 steps, 2
+training seeds, FD/IS of the EMA generator on 5,000 images), cached per (architecture, seed) in
+`bench/results/fully_trained_digits.json` (the ground-truth cache is read too).
+
+Measures per method, mean ± std over search seeds with a 95 % t interval: the final FD of its pick;
+the pick's percentile in the ground-truth distribution (the share of ground-truth architectures
+with a lower FD); the best final FD under parameter caps, each method answering with its
+best-scored architecture under the cap; and the hypervolume of the (final FD, params) front of its
+4 best-scored architectures against a fixed reference point. EAGAN against random_ws: Welch's t
+and the difference in pooled standard deviations.
 """
 
 from __future__ import annotations
@@ -34,654 +40,551 @@ import argparse
 import json
 import math
 import os
-import re
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-from rich.console import Console
-from rich.table import Table
-
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # this checkout's eagan_dsl and runtime, also from a git worktree
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import rank_correlation as rc
 
 SPEC = ROOT / "specs" / "digits.eagan"
-FIXED_G, FIXED_D = "GNearest", "AutoGAND"  # the hand-designed start named in specs/digits.eagan
-
-CONFIGS: dict[str, str] = {  # name → row label, in table order
-    "eagan": "EAGAN (G, then D with weight reset)",
-    "random": "random search (both stages)",
-    "fixed": f"fixed {FIXED_G} + {FIXED_D} (no search)",
-    "coupled": "coupled (G, D) search",
-    "no_reset": "EAGAN without weight-resetting",
-    "d_first": "EAGAN, D first",
+RESULTS = ROOT / "bench" / "results"
+SEARCHES_FILE = RESULTS / "search_quality_searches.json"
+TRAINED_FILE = RESULTS / "fully_trained_digits.json"
+REPORT_FILE = RESULTS / "search_quality.json"
+METHODS = ("eagan", "eagan_best", "random_ws")
+LABELS = {
+    "eagan": "EAGAN (paper settings)",
+    "eagan_best": "EAGAN (measured-best estimator)",
+    "random_ws": "random search, weight sharing",
+    "random": "random sampling, no proxy",
+    "fixed": "fixed GNearest",
 }
-STAGES: dict[str, tuple[str, ...]] = {  # the stages each variant must resolve to, in order
-    "eagan": ("search_g", "search_d", "fully_train"),
-    "random": ("search_g", "search_d", "fully_train"),
-    "fixed": ("fully_train",),
-    "coupled": ("coupled", "fully_train"),
-    "no_reset": ("search_g", "search_d", "fully_train"),
-    "d_first": ("search_d", "search_g", "fully_train"),
-}
-ABLATIONS = (  # (what is ablated, the paper's variant, the ablated variant): paper §5.3
-    ("coupled vs decoupled", "eagan", "coupled"),
-    ("weight reset on vs off", "eagan", "no_reset"),
-    ("G first vs D first", "eagan", "d_first"),
-)
-PANELS = {"search_g": "G search", "search_d": "D search", "coupled": "coupled (G, D) search"}
-COLORS = {
-    "eagan": (214, 39, 40),
-    "random": (31, 119, 180),
-    "fixed": (127, 127, 127),
-    "coupled": (44, 160, 44),
-    "no_reset": (148, 103, 189),
-    "d_first": (255, 127, 14),
-}
+FALLBACK_BEST = {"warmup_sampling": "fair", "round_sampling": "fair", "score": "raw"}
+CAPS = (150_000, 200_000, 250_000)
+TOP = 4
+REFERENCE = (100.0, 500_000.0)  # (FD, params): the hypervolume's reference point
 
 
-# ------------------------------------------------------------------------------ variant specs
-
-
-def _once(text: str, old: str, new: str, where: str) -> str:
-    """Replace `old` by `new`, which must occur exactly once: a changed base spec fails here."""
-    n = text.count(old)
-    if n != 1:
-        raise ValueError(
-            f"{where}: expected exactly one {old!r}, found {n}; was {SPEC.name} changed?"
-        )
+# ----------------------------------------------------------------------------- method specs
+def _once(text: str, old: str, new: str) -> str:
+    if text.count(old) != 1:
+        raise ValueError(f"expected exactly one {old!r} in {SPEC.name}; was it changed?")
     return text.replace(old, new)
 
 
-def stage_block(text: str, name: str) -> str:
-    """The text of `stage NAME : ... { ... }` from its line to the line of its closing brace."""
-    heads = list(re.finditer(rf"^[ \t]*stage {name} : \w+ \{{", text, re.MULTILINE))
-    if len(heads) != 1:
-        raise ValueError(f"expected one `stage {name}` block in {SPEC.name}, found {len(heads)}")
-    start, depth = heads[0].start(), 0
-    for line in text[start:].splitlines(keepends=True):
-        code = line.split("#", 1)[0]
+def _cut_stage(text: str, name: str) -> str:
+    """`text` without the block `stage NAME : ... { ... }`."""
+    lines = text.splitlines(keepends=True)
+    start = next(
+        (i for i, line in enumerate(lines) if line.lstrip().startswith(f"stage {name} :")), None
+    )
+    if start is None:
+        raise ValueError(f"no stage {name} in {SPEC.name}; was it changed?")
+    depth, end = 0, start
+    for end in range(start, len(lines)):
+        code = lines[end].split("#", 1)[0]
         depth += code.count("{") - code.count("}")
-        start += len(line)
         if depth == 0:
-            return text[heads[0].start() : start]
-    raise ValueError(f"stage {name} in {SPEC.name} is not closed")
+            break
+    return "".join(lines[:start] + lines[end + 1 :])
 
 
-def variant_specs(base: str) -> dict[str, str]:
-    """The spec text of every configuration, derived from the digits spec by checked edits."""
-    from eagan_dsl.checker import check_text
-
-    program = check_text(base, str(SPEC))
-    if tuple(s.name for s in program.stages) != STAGES["eagan"]:
-        raise ValueError(f"{SPEC.name}: expected the stages {STAGES['eagan']}; was it changed?")
-    search = {s.name: s.settings for s in program.stages if s.kind == "search"}
-    for key in ("rounds", "warmup", "epochs", "population"):
-        if search["search_g"][key] != search["search_d"][key]:
-            raise ValueError(
-                f"search_g and search_d differ in {key}: the coupled budget assumes equal stages"
+def best_settings(path: Path = RESULTS / "rank_correlation.json") -> tuple[dict[str, str], str]:
+    """The estimator settings bench/rank_correlation.py ranked best (highest Kendall τ of a
+    supernet predictor), or a stated fallback while it has not been measured."""
+    if path.is_file():
+        predictors = json.loads(path.read_text()).get("predictors", {})
+        supernets = {n: p for n, p in predictors.items() if n.startswith("supernet ")}
+        if supernets:
+            name = max(supernets, key=lambda n: supernets[n]["kendall"])
+            setting, rule = (x.strip() for x in name[len("supernet ") :].split(",")[:2])
+            return (
+                {"warmup_sampling": setting, "round_sampling": setting, "score": rule},
+                f"{path.name}: {name}",
             )
-    rounds, warmup = int(search["search_g"]["rounds"]), int(search["search_g"]["warmup"])
-    g, d, train = (stage_block(base, n) for n in ("search_g", "search_d", "fully_train"))
-    no_search = _once(_once(base, g, "", "search_g"), d, "", "search_d")
+    return dict(FALLBACK_BEST), "not measured yet: fallback"
 
-    def head(name: str) -> str:
-        return f"# generated by bench/search_quality.py: configuration `{name}` of {SPEC.name}\n"
 
-    def with_strategy(block: str) -> str:
-        first, rest = block.split("\n", 1)
-        return f"{first}\n    strategy: random,  # the random-search baseline\n{rest}"
-
-    def train_with(g_src: str, d_src: str) -> str:
-        t = _once(train, "g: best(search_g)", f"g: {g_src}", "fully_train")
-        return _once(t, "d: best(search_d)", f"d: {d_src}", "fully_train")
-
-    # paper §5.3, Fig. 6; the rounds and warm-up of both decoupled stages: an equal budget
-    coupled = f"""\
-  stage coupled : search {{
-    network: (G, D),
-    rounds: {2 * rounds},
-    warmup: {2 * warmup}
-  }}
-
-"""
-    d_first = f"""\
-  stage search_d : search {{  # docs/language.md recipe "D first"
-    network: D, against: {FIXED_G}, pairing: many_to_one, warmup: {warmup}
-  }}
-
-  stage search_g : search {{
-    network: G, with: best(search_d), pairing: one_to_one, weight_reset: on, warmup: {warmup}
-  }}
-
-"""
-    random = _once(base, g, with_strategy(g), "search_g")
-    no_reset = _once(d, "weight_reset: on", "weight_reset: off", "search_d")
-    coupled_train = train_with("best(coupled)", "best(coupled)")
+def method_specs(base: str, budget: Mapping[str, int], best: Mapping[str, str]) -> dict[str, str]:
+    """The spec of every searching method: the digits spec with stage 1 only, its evolution
+    budget set, and each method's settings in the search_g stage."""
+    text = _cut_stage(_cut_stage(base, "search_d"), "fully_train")
     return {
-        "eagan": head("eagan") + base,
-        "random": head("random") + _once(random, d, with_strategy(d), "search_d"),
-        "fixed": head("fixed")
-        + _once(no_search, train, train_with(FIXED_G, FIXED_D), "fully_train"),
-        "coupled": head("coupled")
-        + _once(no_search, train, coupled + coupled_train, "fully_train"),
-        "no_reset": head("no_reset") + _once(base, d, no_reset, "search_d"),
-        "d_first": head("d_first") + _once(no_search, train, d_first + train, "fully_train"),
+        "eagan": set_stage_keys(text, "search_g", budget),
+        "eagan_best": set_stage_keys(text, "search_g", {**budget, **best}),
+        "random_ws": set_stage_keys(text, "search_g", {**budget, "strategy": "random"}),
     }
 
 
-def budget(stages: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, int]:
-    """Epochs of search training (warm-up + rounds × epochs), candidate evaluations (rounds × P)
-    and fully-train epochs of a run's stages, given as (kind, resolved settings)."""
-    out = {"search_epochs": 0, "evaluations": 0, "fully_train_epochs": 0}
-    for kind, s in stages:
-        if kind == "search":
-            out["search_epochs"] += int(s["warmup"]) + int(s["rounds"]) * int(s["epochs"])
-            out["evaluations"] += int(s["rounds"]) * int(s["population"])
+def set_stage_keys(text: str, stage: str, values: Mapping[str, Any]) -> str:
+    """Set `key: value` in the block of `stage NAME`: a key written there gets the new value, a
+    key not written is added first in the block."""
+    import re
+
+    head = f"stage {stage} : search {{"
+    start = _once(text, head, head) and text.index(head)
+    end = text.index("\n}", start) if "\n  }" not in text[start:] else text.index("\n  }", start)
+    block = text[start:end]
+    added = []
+    for key, value in values.items():
+        pattern = re.compile(rf"(\b{key}\s*:\s*)([^\s,}}#]+)")
+        if pattern.search(block):
+            block = pattern.sub(lambda m, v=value: f"{m.group(1)}{v}", block, count=1)
         else:
-            out["fully_train_epochs"] += int(s["epochs"])
-    return out
+            added.append(f"{key}: {value}")
+    if added:  # after the head's line (and its comment)
+        cut = block.find("\n")
+        cut = len(block) if cut < 0 else cut
+        if block.rstrip().endswith("}") and cut == len(block):  # a one-line block
+            block = block.replace(head, f"{head} {', '.join(added)},", 1)
+        else:
+            block = block[:cut] + f"\n    {', '.join(added)}," + block[cut:]
+    return text[:start] + block + text[end:]
 
 
-def check_variants(texts: Mapping[str, str]) -> dict[str, dict[str, int]]:
-    """Check every variant spec (a SpecError names the line), its stages and settings, and that
-    the budgets are equal; returns each variant's budget."""
+def check_specs(texts: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """Every method's spec checks, has stage 1 only, and the budgets are equal."""
     from eagan_dsl.checker import check_text
 
-    budgets: dict[str, dict[str, int]] = {}
+    budgets = {}
     for name, text in texts.items():
         program = check_text(text, f"<{name}>.eagan")
-        stages = {s.name: s.settings for s in program.stages}
-        if tuple(stages) != STAGES[name]:
-            raise ValueError(f"{name}: stages {tuple(stages)}, expected {STAGES[name]}")
-        searches = [s for s in program.stages if s.kind == "search"]
-        strategy = {s.settings["strategy"] for s in searches}
-        if searches and strategy != {"random" if name == "random" else "evolution"}:
-            raise ValueError(f"{name}: search strategy {strategy}")
-        d = stages.get("search_d", {})
-        if d.get("pairing") == "one_to_one" and d["weight_reset"] != (name != "no_reset"):
-            raise ValueError(f"{name}: weight_reset {stages['search_d']['weight_reset']}")
-        budgets[name] = budget((s.kind, s.settings) for s in program.stages)
-    searching = {n: b for n, b in budgets.items() if n != "fixed"}
-    for key, values in (
-        ("search_epochs", {b["search_epochs"] for b in searching.values()}),
-        ("evaluations", {b["evaluations"] for b in searching.values()}),
-        ("fully_train_epochs", {b["fully_train_epochs"] for b in budgets.values()}),
-    ):
-        if len(values) > 1:
-            raise ValueError(f"unequal budgets ({key}): {budgets}")
+        if [s.name for s in program.stages] != ["search_g"]:
+            raise ValueError(f"{name}: stages {[s.name for s in program.stages]}")
+        s = program.stages[0].settings
+        want = "random" if name == "random_ws" else "evolution"
+        if s["strategy"] != want:
+            raise ValueError(f"{name}: strategy {s['strategy']}")
+        budgets[name] = {
+            "supernet_epochs": int(s["warmup"]) + int(s["rounds"]) * int(s["epochs"]),
+            "evaluations": int(s["rounds"]) * int(s["population"]),
+        }
+    if len({json.dumps(b, sort_keys=True) for b in budgets.values()}) > 1:
+        raise ValueError(f"unequal budgets: {budgets}")
     return budgets
 
 
-# --------------------------------------------------------------------------------------- runs
-
-
-def _wall_file(rundir: Path) -> Path:
-    return rundir.with_name(rundir.name + ".wall.json")
-
-
-def _stale(rundir: Path, text: str, quick: bool) -> str | None:
-    """Why an existing run directory does not belong to this benchmark, or None."""
-    spec, resolved = rundir / "spec.eagan", rundir / "resolved.json"
-    if spec.is_file() and spec.read_text(encoding="utf-8") != text:
-        return "was started from a different spec"
-    if (
-        resolved.is_file()
-        and bool(json.loads(resolved.read_text())["environment"].get("quick")) != quick
-    ):
-        return f"was run {'without' if quick else 'with'} --quick"
-    return None
-
-
-def _execute(spec: Path, rundir: Path, seed: int, args: argparse.Namespace) -> tuple[int, float]:
-    """Run (or continue) one (config, seed); returns the exit code and this attempt's wall time."""
-    resume = any((rundir / "checkpoints").glob("ckpt-*.pt"))
+# ----------------------------------------------------------------------------- the searches
+def search_unit(job: dict[str, Any]) -> dict[str, Any]:
+    """One (method, seed) search: run or resume it, then read every scored candidate and the
+    stage's pick from its history."""
+    out = Path(job["out"])
+    spec = out.parent / f"{job['method']}.eagan"
+    spec.parent.mkdir(parents=True, exist_ok=True)
+    spec.write_text(job["text"], encoding="utf-8")
+    resume = any((out / "checkpoints").glob("ckpt-*.pt"))
     cmd = [sys.executable, "-m", "runtime.cli", "run"]
     if resume:
-        cmd += ["--resume", str(rundir), "--device", args.device]
+        cmd += ["--resume", str(out), "--device", "cpu"]
     else:
-        cmd += [str(spec), "--out", str(rundir), "--device", args.device, "--seed", str(seed)]
-        if args.quick:
-            cmd.append("--quick")
-        if rundir.exists():  # a directory left without a checkpoint: start it again
+        cmd += [str(spec), "--out", str(out), "--device", "cpu", "--seed", str(job["seed"])]
+        if out.exists():
             cmd.append("--force")
-        _wall_file(rundir).unlink(missing_ok=True)
-    threads = str(args.threads)
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-    rundir.parent.mkdir(parents=True, exist_ok=True)
-    with open(rundir.with_name(rundir.name + ".log"), "a", encoding="utf-8") as log:
-        log.write(f"$ {' '.join(cmd)}\n")
-        log.flush()
-        t0 = time.perf_counter()
+    env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"])}
+    t0 = time.perf_counter()
+    with open(out.with_suffix(".log"), "a", encoding="utf-8") as log:
         code = subprocess.run(
             cmd, check=False, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         ).returncode
-    wall = time.perf_counter() - t0
-    wall_file = _wall_file(rundir)
-    before = (
-        json.loads(wall_file.read_text()) if wall_file.is_file() else {"wall_s": 0.0, "attempts": 0}
-    )
-    total = {"wall_s": round(before["wall_s"] + wall, 1), "attempts": before["attempts"] + 1}
-    wall_file.write_text(json.dumps(total) + "\n")
-    return code, wall
+    if code != 0:
+        raise RuntimeError(f"{job['key']}: exit {code}, see {out.with_suffix('.log')}")
+    return {
+        "key": job["key"],
+        **read_search(out / "history.jsonl", job["method"]),
+        "minutes": round((time.perf_counter() - t0) / 60, 1),
+    }
 
 
-def run_all(
-    out: Path, texts: Mapping[str, str], configs: Sequence[str], args: argparse.Namespace
-) -> list[str]:
-    """Run every missing (config, seed), `args.jobs` at a time; returns the failed ones."""
-    tasks = []
-    for seed in args.seeds:  # seed-major: a partial benchmark already compares every config
-        for name in configs:
-            rundir = out / name / f"seed{seed}"
-            if rundir.exists() and (why := _stale(rundir, texts[name], args.quick)):
-                raise SystemExit(f"{rundir} {why}: delete it or choose another --out")
-            if not (rundir / "final" / "metrics.json").is_file():
-                tasks.append((name, seed, rundir))
-    print(f"{len(tasks)} runs to do, {args.jobs} at a time, {args.threads} thread(s) each")
-    for name in configs:
-        (out / "specs").mkdir(parents=True, exist_ok=True)
-        (out / "specs" / f"{name}.eagan").write_text(texts[name], encoding="utf-8")
-
-    def one(task: tuple[str, int, Path]) -> str | None:
-        name, seed, rundir = task
-        code, wall = _execute(out / "specs" / f"{name}.eagan", rundir, seed, args)
-        state = "done" if code == 0 else f"FAILED (exit {code}, see {rundir}.log)"
-        print(f"{name} seed {seed}: {state} in {wall:.0f} s", flush=True)
-        return None if code == 0 else f"{name} seed {seed}"
-
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = [pool.submit(one, t) for t in tasks]
-        try:
-            return [f for f in (fut.result() for fut in futures) if f]
-        except KeyboardInterrupt:  # the runs save a checkpoint on the same Ctrl-C; rerun to resume
-            for fut in futures:
-                fut.cancel()
-            raise
+def read_search(history: Path, method: str) -> dict[str, Any]:
+    """Every scored candidate (genome, proxy FD and IS, params, round) and the answer: the stage's
+    pick (its last round's `best`), or for random search the best scored over all rounds."""
+    lines = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    cands = [
+        {k: r[k] for k in ("genome", "fid", "is", "params", "round")}
+        for r in lines
+        if r.get("kind") == "candidate"
+    ]
+    for c in cands:
+        c["fid"] = rc_num(c["fid"])
+    if method == "random_ws":
+        pick = min(cands, key=lambda c: c["fid"])["genome"]
+    else:
+        last = max(c["round"] for c in cands)
+        best = [r for r in lines if r.get("kind") == "candidate" and r["round"] == last]
+        pick = next(r["genome"] for r in best if r.get("best"))
+    return {"candidates": cands, "pick": pick}
 
 
-# -------------------------------------------------------------------------------- aggregation
-
-
-def _num(value: Any) -> float:
-    """A metric as written by the runtime: a number, "inf"/"-inf" or null (NaN)."""
+def rc_num(value: Any) -> float:
     if isinstance(value, int | float):
         return float(value)
-    return float(value) if value in ("inf", "-inf") else math.nan
+    return float(value) if value in ("inf", "-inf") else math.inf
 
 
-def summarize(values: Sequence[float]) -> dict[str, Any]:
-    """Mean and sample standard deviation (n − 1) of per-seed values; std is None below two
-    seeds or with a non-finite value."""
-    finite = all(math.isfinite(v) for v in values)
+# ----------------------------------------------------------------------------- the answers
+def best_scored(cands: Sequence[Mapping[str, Any]], k: int, cap: float = math.inf) -> list[str]:
+    """The k distinct genomes with the lowest proxy FD among candidates of at most `cap` params
+    (a genome scored in several rounds counts with its best score)."""
+    best: dict[str, float] = {}
+    for c in cands:
+        if c["params"] <= cap and math.isfinite(c["fid"]):
+            best[c["genome"]] = min(best.get(c["genome"], math.inf), c["fid"])
+    return sorted(best, key=lambda g: (best[g], g))[:k]
+
+
+def answers(search: Mapping[str, Any]) -> dict[str, Any]:
+    """What a search answers for each measure: its pick, its best-scored under each cap, its top
+    4 (for the hypervolume)."""
+    cands = search["candidates"]
     return {
-        "mean": statistics.fmean(values) if values else None,
-        "std": statistics.stdev(values) if len(values) > 1 and finite else None,
-        "per_seed": list(values),
+        "pick": search["pick"],
+        "caps": {str(c): (best_scored(cands, 1, c) or [None])[0] for c in CAPS},
+        "top": best_scored(cands, TOP),
     }
 
 
-def collect_run(rundir: Path, seed: int) -> dict[str, Any] | None:
-    """A finished run's final metrics, budget, wall time and best FD/IS per search round."""
-    metrics_path = rundir / "final" / "metrics.json"
-    if not metrics_path.is_file():
-        return None
-    metrics = json.loads(metrics_path.read_text())
-    resolved = json.loads((rundir / "resolved.json").read_text())
-    wall_file = _wall_file(rundir)
-    curves: dict[str, dict[str, list[float]]] = {}
-    history = rundir / "history.jsonl"  # absent when the run has no search stage
-    for line in history.read_text().splitlines() if history.is_file() else []:
-        record = json.loads(line) if line.strip() else {}
-        if record.get("kind") == "round":
-            c = curves.setdefault(record["stage"], {"round": [], "best_fid": [], "best_is": []})
-            c["round"].append(record["round"] + 1)
-            c["best_fid"].append(_num(record["best_fid"]))
-            c["best_is"].append(_num(record["best_is"]))
+def hypervolume_2d(points: Iterable[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """The area dominated by `points` (both objectives minimised) and bounded by `ref`."""
+    front = sorted((p for p in points if p[0] < ref[0] and p[1] < ref[1]), key=lambda p: p)
+    area, best_y = 0.0, ref[1]
+    for x, y in front:
+        if y < best_y:
+            area += (ref[0] - x) * (best_y - y)
+            best_y = y
+    return area
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float]:
+    """The 95 % t interval of the mean."""
+    from scipy import stats
+
+    n = len(values)
+    if n < 2:
+        return math.nan, math.nan
+    m, s = statistics.fmean(values), statistics.stdev(values)
+    h = stats.t.ppf(0.975, n - 1) * s / math.sqrt(n)
+    return m - h, m + h
+
+
+def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Welch's t of mean(a) − mean(b), its p-value, and the difference in pooled stds."""
+    from scipy import stats
+
+    if len(a) < 2 or len(b) < 2:
+        return {"t": math.nan, "p": math.nan, "pooled_sds": math.nan}
+    t, p = stats.ttest_ind(a, b, equal_var=False)
+    pooled = math.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    return {"t": float(t), "p": float(p), "pooled_sds": diff / pooled if pooled else math.nan}
+
+
+# ----------------------------------------------------------------------------- the driver
+def _budget(args: argparse.Namespace) -> dict[str, int]:
     return {
-        "seed": seed,
-        "fid": _num(metrics["fid"]),
-        "is": _num(metrics["is"]),
-        "g_genome": metrics["g_genome"],
-        "d_genome": metrics["d_genome"],
-        "g_params": metrics["g_params"],
-        "d_params": metrics["d_params"],
-        "final_images": metrics["images"],
-        "quick": bool(resolved["environment"].get("quick")),
-        "budget": budget((s["kind"], s["settings"]) for s in resolved["stages"]),
-        "wall_s": json.loads(wall_file.read_text())["wall_s"] if wall_file.is_file() else None,
-        "curves": curves,
+        "population": args.population,
+        "rounds": args.rounds,
+        "epochs": args.epochs,
+        "warmup": args.warmup,
     }
 
 
-def _mean_curves(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
-    """Per stage: the mean, min and max over seeds of the best FD and IS of each round."""
-    out: dict[str, dict[str, list[float]]] = {}
-    for stage in dict.fromkeys(s for r in runs for s in r["curves"]):
-        curves = [r["curves"][stage] for r in runs if stage in r["curves"]]
-        n = min(len(c["round"]) for c in curves)
-        entry: dict[str, list[float]] = {"round": curves[0]["round"][:n]}
-        for key, short in (("best_fid", "fid"), ("best_is", "is")):
-            columns = [[c[key][i] for c in curves] for i in range(n)]
-            entry[f"{short}_mean"] = [statistics.fmean(col) for col in columns]
-            entry[f"{short}_min"] = [min(col) for col in columns]
-            entry[f"{short}_max"] = [max(col) for col in columns]
-        out[stage] = entry
-    return out
-
-
-def compare(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any] | None:
-    """FD of configuration a against b: b − a (positive: a has the lower, better FD), in pooled
-    standard deviations and as Welch's t."""
-    fa, fb = a["fid"], b["fid"]
-    if fa["mean"] is None or fb["mean"] is None:
-        return None
-    delta = fb["mean"] - fa["mean"]
-    out: dict[str, Any] = {
-        "delta_fid": delta,
-        "pooled_std": None,
-        "delta_in_stds": None,
-        "welch_t": None,
-    }
-    if fa["std"] is not None and fb["std"] is not None:
-        pooled = math.sqrt((fa["std"] ** 2 + fb["std"] ** 2) / 2)
-        se = math.sqrt(fa["std"] ** 2 / len(fa["per_seed"]) + fb["std"] ** 2 / len(fb["per_seed"]))
-        out.update(
-            pooled_std=pooled,
-            delta_in_stds=delta / pooled if pooled > 0 else None,
-            welch_t=delta / se if se > 0 else None,
-        )
-    return out
-
-
-def aggregate(out: Path, configs: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
-    """Everything the tables, the plot and the JSON show, from the run directories under `out`."""
-    result: dict[str, Any] = {"configs": {}, "missing": []}
-    for name in configs:
-        runs = []
-        for seed in seeds:
-            run = collect_run(out / name / f"seed{seed}", seed)
-            if run is None:
-                result["missing"].append(f"{name} seed {seed}")
-            else:
-                runs.append(run)
-        walls = [r["wall_s"] for r in runs if r["wall_s"] is not None]
-        result["configs"][name] = {
-            "label": CONFIGS[name],
-            "n": len(runs),
-            "seeds": [r["seed"] for r in runs],
-            "fid": summarize([r["fid"] for r in runs]),
-            "is": summarize([r["is"] for r in runs]),
-            "g_params_mean": statistics.fmean(r["g_params"] for r in runs) if runs else None,
-            "d_params_mean": statistics.fmean(r["d_params"] for r in runs) if runs else None,
-            "wall_s_mean": statistics.fmean(walls) if walls else None,
-            "budget": runs[0]["budget"] if runs else None,
-            "runs": runs,
-            "curves_mean": _mean_curves(runs) if runs else {},
+def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    best, source = best_settings(args.rank_report)
+    texts = method_specs(Path(args.spec).read_text(encoding="utf-8"), _budget(args), best)
+    budgets = check_specs(texts)
+    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
+    units = rc.read_cache(args.searches_cache, config)
+    echo(f"budget per search: {budgets['eagan']}; eagan_best = {best} ({source})")
+    todo = [
+        {
+            "key": f"{m}#{s}",
+            "method": m,
+            "seed": s,
+            "text": texts[m],
+            "out": str(Path(args.out) / m / f"seed{s}"),
+            "threads": args.threads,
         }
-    c = result["configs"]
-    result["comparisons"] = {
-        f"eagan_vs_{other}": compare(c["eagan"], c[other])
-        for other in ("random", "fixed")
-        if "eagan" in c and other in c
-    }
-    result["ablations"] = [
-        {"ablation": title, "paper": a, "variant": b, **(compare(c[a], c[b]) or {})}
-        for title, a, b in ABLATIONS
-        if a in c and b in c
+        for s in args.seeds
+        for m in args.methods
+        if f"{m}#{s}" not in units
     ]
-    result["quick_mixed"] = len({r["quick"] for cfg in c.values() for r in cfg["runs"]}) > 1
-    return result
+    echo(f"searches: {len(units)} cached, {len(todo)} to run ({args.jobs} at a time)")
+
+    def done(result: dict[str, Any]) -> None:
+        units[result["key"]] = result
+        rc.write_cache(args.searches_cache, config, units)
+        echo(f"  {result['key']}: pick {result['pick']} ({result['minutes']} min)")
+
+    rc.run_units(search_unit, todo, args.jobs, done)
+    return units
 
 
-# ------------------------------------------------------------------------------------- output
-
-
-def _pm(s: dict[str, Any], digits: int) -> str:
-    if s["mean"] is None:
-        return "-"
-    std = "-" if s["std"] is None else f"{s['std']:.{digits}f}"
-    return f"{s['mean']:.{digits}f} ± {std}"
-
-
-def _seeds(s: dict[str, Any], digits: int) -> str:
-    return ", ".join(f"{v:.{digits}f}" for v in s["per_seed"]) or "-"
-
-
-def _k(v: float | None) -> str:
-    return "-" if v is None else f"{v / 1e3:.0f}k"
-
-
-def verdict(result: dict[str, Any], other: str) -> str:
-    """One plain sentence: did EAGAN beat `other` on mean FD, and by how many stds."""
-    cmp = result["comparisons"].get(f"eagan_vs_{other}")
-    label = CONFIGS[other]
-    if cmp is None:
-        return f"EAGAN vs {label}: not enough finished runs to compare."
-    e, o = result["configs"]["eagan"]["fid"], result["configs"][other]["fid"]
-    beat = "beat" if cmp["delta_fid"] > 0 else "did NOT beat"
-    by = "(no std: fewer than two seeds, or no spread)"
-    if cmp["delta_in_stds"] is not None and cmp["welch_t"] is not None:
-        by = (
-            f"= {abs(cmp['delta_in_stds']):.2f} pooled stds (pooled std {cmp['pooled_std']:.2f}, "
-            f"Welch t {cmp['welch_t']:.2f})"
-        )
-    return (
-        f"EAGAN {beat} {label} on mean FD: {e['mean']:.2f} vs {o['mean']:.2f} "
-        f"({'lower' if cmp['delta_fid'] > 0 else 'higher'} by {abs(cmp['delta_fid']):.2f}) {by}; "
-        f"n = {len(e['per_seed'])} vs {len(o['per_seed'])} seeds."
+def _truth_args(args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(
+        spec=args.spec,
+        archs=args.archs,
+        seeds=args.train_seeds,
+        steps=args.steps,
+        early=args.early,
+        images=args.images,
+        against=args.against,
+        reference=args.reference,
+        truth_cache=args.truth_cache,
     )
 
 
-def print_tables(result: dict[str, Any], console: Console) -> None:
-    configs = result["configs"]
-    main = Table(
-        title="Search quality on digits (the form of the paper's Table 2)", title_justify="left"
+def trained(args: argparse.Namespace) -> dict[str, Any]:
+    """Every fully-trained (architecture, seed), from both caches."""
+    targs = _truth_args(args)
+    config = rc.truth_config(targs)
+    units = dict(rc.read_cache(args.truth_cache, config))
+    units.update(rc.read_cache(args.trained_cache, config))
+    return units
+
+
+def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None:
+    best, _ = best_settings(args.rank_report)
+    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
+    found = rc.read_cache(args.searches_cache, config)
+    wanted: list[str] = []
+    for search in found.values():
+        a = answers(search)
+        for g in [a["pick"], *a["caps"].values(), *a["top"]]:
+            if g is not None and g not in wanted:
+                wanted.append(g)
+    targs = _truth_args(args)
+    config_t = rc.truth_config(targs)
+    have = trained(args)
+    mine = rc.read_cache(args.trained_cache, config_t)
+    todo = [
+        {
+            "key": f"{g}#{s}",
+            "genome": g,
+            "seed": s,
+            "spec": str(args.spec),
+            "steps": args.steps,
+            "eval_at": [args.early, args.steps],
+            "images": args.images,
+            "threads": args.threads,
+            "against": args.against,
+        }
+        for s in args.train_seeds
+        for g in wanted
+        if f"{g}#{s}" not in have
+    ]
+    echo(f"fully-train: {len(wanted)} answers, {len(todo)} trainings to do")
+
+    def done(result: dict[str, Any]) -> None:
+        mine[result["key"]] = result
+        rc.write_cache(args.trained_cache, config_t, mine)
+        echo(f"  seed {result['seed']} {result['params']:,} params: {result['evals']}")
+
+    rc.run_units(rc.truth_unit, todo, args.jobs, done)
+
+
+def final_fd(
+    units: Mapping[str, Any], genome: str | None, seeds: Sequence[int], steps: int
+) -> float:
+    """The mean final FD of `genome` over the training seeds; NaN until all are trained."""
+    if genome is None:
+        return math.nan
+    values = []
+    for s in seeds:
+        u = units.get(f"{genome}#{s}")
+        if u is None:
+            return math.nan
+        values.append(u["evals"].get(str(steps), {}).get("fid", math.inf))
+    return statistics.fmean(values)
+
+
+def _cell(values: Sequence[float]) -> dict[str, Any]:
+    v = [x for x in values if math.isfinite(x)]
+    return {
+        "mean": statistics.fmean(v) if v else math.nan,
+        "std": statistics.stdev(v) if len(v) > 1 else math.nan,
+        "ci95": t_interval(v),
+        "n": len(v),
+        "values": list(values),
+    }
+
+
+def report(args: argparse.Namespace) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.table import Table
+
+    best, source = best_settings(args.rank_report)
+    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
+    found = rc.read_cache(args.searches_cache, config)
+    units = trained(args)
+    seeds = args.train_seeds
+    genomes = rc.architectures(Path(args.spec), args.archs, reference=args.reference)
+    gt = rc.ground_truth_table(
+        {k: u for k, u in units.items() if u["genome"] in genomes}, genomes, args.steps, args.early
+    )
+    truth = sorted(r["fd"] for r in gt["rows"] if math.isfinite(r["fd"]))
+
+    def percentile(fd: float) -> float:
+        return (
+            100 * sum(t < fd for t in truth) / len(truth)
+            if truth and math.isfinite(fd)
+            else math.nan
+        )
+
+    rows: dict[str, Any] = {}
+    for m in args.methods:
+        per_seed = [found[f"{m}#{s}"] for s in args.seeds if f"{m}#{s}" in found]
+        picks = [final_fd(units, answers(x)["pick"], seeds, args.steps) for x in per_seed]
+        caps = {
+            str(c): [
+                final_fd(units, answers(x)["caps"][str(c)], seeds, args.steps) for x in per_seed
+            ]
+            for c in CAPS
+        }
+        hvs = []
+        for x in per_seed:
+            pts = []
+            for g in answers(x)["top"]:
+                fd = final_fd(units, g, seeds, args.steps)
+                params = next(c["params"] for c in x["candidates"] if c["genome"] == g)
+                pts.append((fd, float(params)))
+            hvs.append(
+                hypervolume_2d(pts, REFERENCE)
+                if all(math.isfinite(p[0]) for p in pts)
+                else math.nan
+            )
+        rows[m] = {
+            "searches": len(per_seed),
+            "fd": _cell(picks),
+            "percentile": _cell([percentile(f) for f in picks]),
+            "caps": {c: _cell(v) for c, v in caps.items()},
+            "hypervolume": _cell(hvs),
+            "minutes": _cell([x["minutes"] for x in per_seed]),
+        }
+    ref = rc.architectures(Path(args.spec), 0, reference=args.reference) if args.reference else []
+    fixed = next((r["fd"] for r in gt["rows"] if ref and r["genome"] == ref[-1]), math.nan)
+    console = Console(width=150)
+    table = Table(
+        title=f"G search at equal budget ({_budget(args)}), final FD over {len(seeds)} training seeds"
     )
     for col in (
         "method",
-        "IS ↑",
-        "FD ↓",
-        "FD per seed",
-        "IS per seed",
-        "G params",
-        "D params",
-        "search epochs",
-        "evals",
-        "wall / run",
-        "n (seeds)",
+        "searches",
+        "final FD of the pick",
+        "percentile in ground truth",
+        *(f"best FD ≤ {c // 1000}k params" for c in CAPS),
+        "hypervolume (top 4)",
+        "min/search",
     ):
-        main.add_column(
-            col, justify="left" if col in ("method", "FD per seed", "IS per seed") else "right"
+        table.add_column(col, justify="left" if col == "method" else "right")
+
+    def fmt(c: Mapping[str, Any], digits: int = 2) -> str:
+        if not c["n"]:
+            return "—"
+        lo, hi = c["ci95"]
+        return f"{c['mean']:.{digits}f} ± {c['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+    for m, r in rows.items():
+        table.add_row(
+            LABELS[m],
+            str(r["searches"]),
+            fmt(r["fd"]),
+            fmt(r["percentile"], 1),
+            *(fmt(r["caps"][str(c)]) for c in CAPS),
+            fmt(
+                {
+                    **r["hypervolume"],
+                    "mean": r["hypervolume"]["mean"] / 1e6,
+                    "std": r["hypervolume"]["std"] / 1e6,
+                    "ci95": tuple(v / 1e6 for v in r["hypervolume"]["ci95"]),
+                }
+            ),
+            f"{r['minutes']['mean']:.1f}" if r["minutes"]["n"] else "—",
         )
-    for cfg in configs.values():
-        b = cfg["budget"] or {}
-        wall = cfg["wall_s_mean"]
-        main.add_row(
-            cfg["label"],
-            _pm(cfg["is"], 2),
-            _pm(cfg["fid"], 2),
-            _seeds(cfg["fid"], 1),
-            _seeds(cfg["is"], 2),
-            _k(cfg["g_params_mean"]),
-            _k(cfg["d_params_mean"]),
-            str(b.get("search_epochs", "-")),
-            str(b.get("evaluations", "-")),
-            "-" if wall is None else f"{wall / 60:.1f} min",
-            f"{cfg['n']} ({' '.join(map(str, cfg['seeds']))})",
-        )
-    console.print(main)
-    console.print(
-        "IS, FD: the fully-trained final generator (final/metrics.json: the spec's extractor and "
-        "final_images); mean ± sample std (n − 1) over seeds; params: mean over seeds. Budget: "
-        "every searching method has the same search epochs (warm-up + rounds × epochs) and "
-        "candidate evaluations (the coupled stage gets the rounds and warm-up of both decoupled "
-        f"stages); the fixed {FIXED_G} + {FIXED_D} gets the same fully-train epochs but none of "
-        "the search compute. Wall time: this script's clock per run (parallel runs share the CPU)."
+    table.add_row(
+        LABELS["random"],
+        "—",
+        f"{statistics.fmean(truth):.2f} (median {gt['median']:.2f})" if truth else "—",
+        "50",
+        *["—"] * len(CAPS),
+        "—",
+        "—",
     )
-    ablations = Table(title="Ablations (paper §5.3), same budget", title_justify="left")
-    for col in (
-        "ablation",
-        "variant",
-        "IS ↑",
-        "FD ↓",
-        "FD per seed",
-        "ΔFD vs paper",
-        "Δ / pooled std",
-        "n",
-    ):
-        ablations.add_column(
-            col, justify="left" if col in ("ablation", "variant", "FD per seed") else "right"
-        )
-    for ab in result["ablations"]:
-        for role, name in (("paper", ab["paper"]), ("ablated", ab["variant"])):
-            cfg = configs[name]
-            delta = stds = "-"
-            if role == "ablated" and "delta_fid" in ab:
-                # compare(paper, variant): variant − paper, positive when the ablation is worse
-                delta = f"{ab['delta_fid']:+.2f}"
-                stds = "-" if ab["delta_in_stds"] is None else f"{ab['delta_in_stds']:+.2f}"
-            ablations.add_row(
-                ab["ablation"] if role == "paper" else "",
-                cfg["label"],
-                _pm(cfg["is"], 2),
-                _pm(cfg["fid"], 2),
-                _seeds(cfg["fid"], 1),
-                delta,
-                stds,
-                str(cfg["n"]),
+    table.add_row(
+        LABELS["fixed"],
+        "—",
+        f"{fixed:.2f}" if math.isfinite(fixed) else "—",
+        f"{percentile(fixed):.1f}" if math.isfinite(fixed) else "—",
+        *["—"] * len(CAPS),
+        "—",
+        "—",
+    )
+    console.print(table)
+    verdict = {}
+    for m in ("eagan", "eagan_best"):
+        if m in rows and "random_ws" in rows:
+            a = [v for v in rows[m]["fd"]["values"] if math.isfinite(v)]
+            b = [v for v in rows["random_ws"]["fd"]["values"] if math.isfinite(v)]
+            verdict[m] = {**welch(a, b), "n": [len(a), len(b)]}
+            w = verdict[m]
+            console.print(
+                f"{LABELS[m]} − random search (final FD): {w['pooled_sds']:+.2f} pooled stds, "
+                f"Welch t {w['t']:+.2f}, p {w['p']:.3f}, n = {len(a)} + {len(b)} "
+                "(negative = EAGAN better; the target is below −2)"
             )
-    if result["ablations"]:
-        console.print(ablations)
-        console.print(
-            "ΔFD: the ablated variant's mean FD minus EAGAN's (positive: the paper's choice is "
-            "better); Δ / pooled std: the same in pooled standard deviations of the two."
-        )
-    for other in ("random", "fixed"):
-        if f"eagan_vs_{other}" in result["comparisons"]:
-            console.print(verdict(result, other))
-    if result["missing"]:
-        console.print(f"not finished (left out): {', '.join(result['missing'])}")
-    if result["quick_mixed"]:
-        console.print("WARNING: runs with and without --quick are mixed in these numbers")
+    out = {
+        "methods": rows,
+        "verdict": verdict,
+        "ground_truth": {k: gt[k] for k in ("best", "median", "worst", "seed_sigma", "n_archs")},
+        "budget": _budget(args),
+        "eagan_best": {"settings": best, "source": source},
+    }
+    args.report_file.parent.mkdir(parents=True, exist_ok=True)
+    args.report_file.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    return out
 
 
-def _light(color: tuple[int, int, int]) -> tuple[int, int, int]:
-    r, g, b = (int(c + (255 - c) * 0.6) for c in color)
-    return r, g, b
-
-
-def plot_curves(result: dict[str, Any], path: Path) -> bool:
-    """Best FD (top row) and IS (bottom row) per search round, one panel per kind of search stage:
-    a thick line for the mean over seeds, a thin one per seed. False when no run has a search."""
-    from runtime.plots import H, W, _Axes  # the run directory's plot helpers
-
-    panels = [
-        s for s in PANELS if any(s in cfg["curves_mean"] for cfg in result["configs"].values())
-    ]
-    if not panels:
-        return False
-    canvas = Image.new("RGB", (W * len(panels), H * 2), "white")
-    for col, stage in enumerate(panels):
-        mine = {n: cfg for n, cfg in result["configs"].items() if stage in cfg["curves_mean"]}
-        for row, (key, label, short) in enumerate(
-            (("best_fid", "FD", "fid"), ("best_is", "IS", "is"))
-        ):
-            per_seed = [
-                r["curves"][stage]
-                for cfg in mine.values()
-                for r in cfg["runs"]
-                if stage in r["curves"]
-            ]
-            ax = _Axes(
-                f"{PANELS[stage]}: {label} of each round's best (thick: mean, thin: each seed)",
-                "round",
-                label,
-                [x for c in per_seed for x in c["round"]],
-                [y for c in per_seed for y in c[key]],
-            )
-            for slot, (name, cfg) in enumerate(mine.items()):
-                for run in cfg["runs"]:
-                    c = run["curves"].get(stage)
-                    pts = (
-                        [ax.px(x, y) for x, y in zip(c["round"], c[key]) if math.isfinite(y)]
-                        if c
-                        else []
-                    )
-                    if len(pts) > 1:
-                        ax.draw.line(pts, fill=_light(COLORS[name]), width=1)
-                mean = cfg["curves_mean"][stage]
-                ax.line(mean["round"], mean[f"{short}_mean"], COLORS[name], name, slot)
-            canvas.paste(ax.img, (col * W, row * H))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
-    return True
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value
-
-
-def main() -> None:
+def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
-    ap.add_argument("--out", type=Path, default=Path("runs/search_quality"))
-    ap.add_argument("--jobs", type=int, default=2, help="runs at a time")
-    ap.add_argument("--threads", type=int, default=1, help="OMP/MKL threads of each run")
-    ap.add_argument("--device", default="cpu", help="--device of each run (cpu, cuda)")
-    ap.add_argument(
-        "--quick", action="store_true", help="pass --quick to the runs: a tiny smoke budget"
-    )
-    ap.add_argument(
-        "--collect-only", action="store_true", help="run nothing; aggregate what exists"
-    )
-    ap.add_argument("--json", type=Path, help="default <out>/search_quality.json")
-    args = ap.parse_args()
-    out = args.out.resolve()
-    configs = list(dict.fromkeys(args.configs))
-    texts = variant_specs(SPEC.read_text(encoding="utf-8"))
-    budgets = check_variants(texts)
-    print(f"checked {len(texts)} variant specs of {SPEC.relative_to(ROOT)}: budgets equal")
-    failed = [] if args.collect_only else run_all(out, texts, configs, args)
-    result = aggregate(out, configs, args.seeds)
-    result["settings"] = {
-        "spec": str(SPEC.relative_to(ROOT)),
-        "out": str(out),
-        "seeds": args.seeds,
-        "quick": args.quick,
-        "jobs": args.jobs,
-        "threads": args.threads,
-        "device": args.device,
-        "spec_budgets": budgets,
-    }
-    result["failed"] = failed
-    probe = Console()
-    print_tables(result, Console(highlight=False, width=None if probe.is_terminal else 200))
-    png = out / "search_quality_curves.png"
-    print(
-        f"wrote {png}" if plot_curves(result, png) else "no search rounds yet: no learning curves"
-    )
-    json_path = args.json or out / "search_quality.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    json_path.write_text(json.dumps(_json_safe(result), indent=2) + "\n")
-    print(f"wrote {json_path}")
-    if failed:
-        raise SystemExit(f"failed runs: {', '.join(failed)}")
+    ap.add_argument("part", choices=["search", "train", "report", "all"])
+    ap.add_argument("--spec", type=Path, default=SPEC)
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="search seeds")
+    ap.add_argument("--population", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--epochs", type=int, default=10, help="epochs per round")
+    ap.add_argument("--warmup", type=int, default=100, help="warm-up epochs")
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--early", type=int, default=300)
+    ap.add_argument("--images", type=int, default=5000)
+    ap.add_argument("--archs", type=int, default=24, help="ground-truth architectures")
+    ap.add_argument("--against", default=rc.FIXED_D)
+    ap.add_argument("--reference", default=rc.FIXED_G)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "search_quality")
+    ap.add_argument("--rank-report", type=Path, default=rc.REPORT_FILE)
+    ap.add_argument("--searches-cache", type=Path, default=SEARCHES_FILE)
+    ap.add_argument("--trained-cache", type=Path, default=TRAINED_FILE)
+    ap.add_argument("--truth-cache", type=Path, default=rc.TRUTH_FILE)
+    ap.add_argument("--report-file", type=Path, default=REPORT_FILE)
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.part in ("search", "all"):
+        searches(args)
+    if args.part in ("train", "all"):
+        train(args)
+    if args.part in ("report", "all"):
+        report(args)
 
 
 if __name__ == "__main__":
