@@ -33,6 +33,9 @@ MAX_WIDTH = 4096  # channels, latent dimension
 MAX_RESOLUTION = 1024
 MAX_ERRORS = 100  # diagnostics collected; the rest are counted
 MAX_SUGGESTIONS = 100  # "did you mean" for the first unknown names only
+# the channel counts each loader makes (runtime/data.py, runtime/datasets.py)
+DATA_CHANNELS = {"cifar10": (3,), "stl10": (3,), "digits": (1,), "imagefolder": (1, 3)}
+LENET_RESOLUTION = 16  # runtime/metrics/lenet.py: the digits LeNet takes 16×16 images
 MAP_ONLY = ("conv", "conv_transpose", "bn")  # normal primitives that need a feature map
 
 
@@ -227,6 +230,16 @@ class _Checker:
                 value = self.int_value(arg.value, f"{arg.key} of data {data.name}", 1, maximum=top)
                 if value is not None:
                     args[arg.key] = value
+        channel_arg = next((a for a in data.args if a.key == "channels"), None)
+        allowed = DATA_CHANNELS[data.name]
+        if channel_arg is not None and args.get("channels") not in (None, *allowed):
+            self.error(
+                channel_arg.value.span,
+                f"data {data.name} has {' or '.join(map(str, allowed))} channel(s), not "
+                f"{args['channels']}",
+                "leave channels out" if len(allowed) == 1 else None,
+            )
+            return None
         resolution = args.get("resolution", info["resolution"])
         if resolution is None:
             self.error(data.span, f"data {data.name} needs a resolution, e.g. resolution: 32")
@@ -1287,9 +1300,53 @@ class _Checker:
             if kind == "evolution":
                 self.check_population(block, given)
             if kind == "evaluate" and values["extractor"] == "auto" and self.data is not None:
-                values["extractor"] = "lenet" if self.data.name == "digits" else "inception"
+                # the digits LeNet takes 16×16 only; Inception resizes any size
+                lenet = self.data.name == "digits" and self.data.resolution == LENET_RESOLUTION
+                values["extractor"] = "lenet" if lenet else "inception"
+            if kind == "evaluate":
+                self.check_evaluate(
+                    values,
+                    lambda key, b=block: (
+                        next((s.value.span for s in b.settings if s.key == key), b.span)
+                        if b is not None
+                        else self.spec.name_span
+                    ),
+                )
             resolved[kind] = {k: v for k, v in values.items()}
         return resolved
+
+    def check_evaluate(self, values: dict[str, Any], span_of: Any) -> bool:
+        """IS needs two images per split at least; the LeNet takes 1-channel 16×16 images."""
+        ok = True
+        if any(values.get(k) is _BAD for k in ("images", "final_images", "splits", "extractor")):
+            return False
+        for key in ("images", "final_images"):
+            n = values[key]
+            if n < 2:
+                self.error(
+                    span_of(key), f"{key} must be at least 2 (FID needs a covariance), not {n}"
+                )
+                ok = False
+            elif n < values["splits"]:
+                self.error(
+                    span_of(key),
+                    f"{key} ({n}) must be at least splits ({values['splits']}): one image per IS split",
+                )
+                ok = False
+        data = self.data
+        if (
+            values["extractor"] == "lenet"
+            and data is not None
+            and data.resolution != LENET_RESOLUTION
+        ):
+            self.error(
+                span_of("extractor"),
+                f"the lenet extractor takes {LENET_RESOLUTION}×{LENET_RESOLUTION} images; "
+                f"data {data.name} has {data.resolution}×{data.resolution} ones",
+                f"use resolution: {LENET_RESOLUTION}, or extractor: inception",
+            )
+            ok = False
+        return ok
 
     def check_population(self, block: ast.Block | None, given: dict[str, Any]) -> None:
         pop = given.get("population")
@@ -1355,6 +1412,10 @@ class _Checker:
                 values[k.name] = k.default
             values.update(given)
             good = all(v is not _BAD for v in values.values())
+            if good and any(s.key in ("images", "final_images", "splits") for s in st.settings):
+                good = self.check_evaluate(
+                    values, lambda key, st=st: self.stage_setting_span(st, key)
+                )
             good = self.check_stage_refs(st, kind, values, seen) and good
             seen[st.name] = kind
             if good:

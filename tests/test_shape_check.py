@@ -82,6 +82,7 @@ CASES = [
         [
             ("data digits(resolution: 16)", 'data imagefolder(root: "x", resolution: 20)'),
             ("project(size: 4, split: 2)", "project(size: 5, split: 2)"),
+            ("extractor: lenet", "extractor: inception"),
         ],
         [
             (
@@ -300,3 +301,71 @@ def test_shipped_specs_build_and_run(path: Path) -> None:
     from eagan_dsl.checker import load
 
     build_and_step(load(path), genomes=1)
+
+
+# item 7: data and evaluation settings checked against what the loaders and extractors take
+DATA_CASES = [
+    (
+        "digits_with_three_channels",
+        [("data digits(resolution: 16)", "data digits(resolution: 16, channels: 3)")],
+        ["3:41: data digits has 1 channel(s), not 3 (leave channels out)"],
+    ),
+    (
+        "imagefolder_with_two_channels",
+        [
+            (
+                "data digits(resolution: 16)",
+                'data imagefolder(root: "x", resolution: 16, channels: 2)',
+            )
+        ],
+        ["3:57: data imagefolder has 1 or 3 channel(s), not 2"],
+    ),
+    (
+        "lenet_at_another_resolution",
+        [
+            ("data digits(resolution: 16)", "data digits(resolution: 32)"),
+            ("project(size: 4, split: 2)", "project(size: 8, split: 2)"),
+        ],
+        [
+            (
+                "73:56: the lenet extractor takes 16×16 images; data digits has 32×32 ones (use "
+                "resolution: 16, or extractor: inception)"
+            )
+        ],
+    ),
+    (
+        "fewer_images_than_splits",
+        [
+            (
+                "images: 96, final_images: 128, extractor: lenet, splits: 1",
+                "images: 96, final_images: 128, extractor: lenet, splits: 100",
+            )
+        ],
+        ["73:22: images (96) must be at least splits (100): one image per IS split"],
+    ),
+    (
+        "one_image",
+        [("images: 96,", "images: 1,")],
+        ["73:22: images must be at least 2 (FID needs a covariance), not 1"],
+    ),
+    (
+        "a_stage_overrides_images_below_splits",
+        [
+            (
+                "network: G, against: FixedD, warmup: 1",
+                "network: G, against: FixedD, warmup: 1, splits: 200",
+            )
+        ],
+        [
+            "76:9: images (96) must be at least splits (200): one image per IS split",
+            "76:9: final_images (128) must be at least splits (200): one image per IS split",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize("name,edits,expected", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_data_and_evaluation_errors_are_located(
+    name: str, edits: list[tuple[str, str]], expected: list[str]
+) -> None:
+    assert _errors(_edit(edits)) == expected
