@@ -369,3 +369,11 @@ def test_data_and_evaluation_errors_are_located(
     name: str, edits: list[tuple[str, str]], expected: list[str]
 ) -> None:
     assert _errors(_edit(edits)) == expected
+
+
+def test_the_reference_example_builds_and_runs() -> None:
+    # its discriminator fed the 1-channel image to `skip` and `avgpool` edges of width 8: it
+    # checked, then failed to build; the checker now places channels as the compiler does
+    doc = (ROOT / "docs" / "language.md").read_text(encoding="utf-8")
+    block = doc.split("```eagan\n", 1)[1].split("```", 1)[0]
+    build_and_step(check_text(block, "docs/language.md"))
