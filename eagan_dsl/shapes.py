@@ -270,4 +270,4 @@ def analyse_cell(cell: CellIR) -> CellShapes:
 
 
 def rescale(size: int, scale: int) -> int:
-    return size * 2**scale if scale >= 0 else size // 2 ** (-scale)
+    return int(size * 2**scale) if scale >= 0 else size // 2 ** (-scale)
