@@ -75,10 +75,17 @@ def register(name: str) -> Callable[[Factory], Factory]:
 # ------------------------------------------------------------------------------ small modules
 class Zero(nn.Module):
     """The `none` op: contributes nothing. Single-path execution never runs it (the edge is
-    skipped); only the DARTS-style `forward_mixed` baseline does."""
+    skipped); only the DARTS-style `forward_mixed` baseline does. On an edge that changes the
+    width (a discriminator cell's first edge) it gives zeros of the edge's width."""
+
+    def __init__(self, out_channels: int | None = None) -> None:
+        super().__init__()
+        self.out_channels = out_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * 0.0
+        if self.out_channels is None or self.out_channels == x.shape[1]:
+            return x * 0.0
+        return x.new_zeros((x.shape[0], self.out_channels, *x.shape[2:]))
 
 
 class Resize(nn.Module):
@@ -184,7 +191,7 @@ def _init_conv(conv: nn.Conv2d) -> nn.Conv2d:
 # ------------------------------------------------------------------------------ factories
 @register("none")
 def _none(prim: Prim, in_channels: int, out_channels: int, **_: Any) -> nn.Module:
-    return Zero()
+    return Zero(out_channels)
 
 
 @register("skip")

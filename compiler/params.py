@@ -19,6 +19,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from eagan_dsl import shapes
 from eagan_dsl.genome import Genome, GenomeSpace, cell_problem, cell_scale
 from eagan_dsl.ir import CellInstance, NetworkIR, Op, Prim, Program
 from eagan_dsl.primitives import PRIMITIVES
@@ -37,17 +38,6 @@ class Part:
     out_channels: int
 
 
-def changes_channels(prim: Prim) -> bool:
-    return PRIMITIVES[prim.name].arg("out") is not None
-
-
-def resolve_out(prim: Prim, target: int, image_channels: int) -> int:
-    out = prim.get("out")
-    if out is None:
-        return target
-    return image_channels if out == "image" else int(out)
-
-
 def walk(
     parts: Sequence[Prim],
     in_channels: int,
@@ -55,46 +45,21 @@ def walk(
     image_channels: int,
     where: str,
 ) -> list[Part]:
-    """Place each part of an op between its channels. `out_channels` None: a stem or head, whose
-    parts keep the channels unless `out:` says otherwise. Raises OpError naming `where`."""
-    target = in_channels if out_channels is None else out_channels
-    channels = in_channels
-    placed: list[Part] = []
-    for prim in parts:
-        if prim.name not in PRIMITIVES:
-            raise OpError(f"{where}: unknown primitive '{prim.name}'")
-        new = resolve_out(prim, target, image_channels) if changes_channels(prim) else channels
-        if prim.get("depthwise") and new != channels:
-            raise OpError(
-                f"{where}: depthwise {prim.name} keeps the channel count, but it is placed "
-                f"between {channels} and {new} channels; drop `depthwise` or put it on an edge "
-                f"whose widths agree"
-            )
-        placed.append(Part(prim, channels, new))
-        channels = new
-    if out_channels is not None and channels != out_channels:
-        raise OpError(
-            f"{where}: the op ends with {channels} channels, but the edge needs {out_channels} "
-            f"(it maps {in_channels} → {out_channels}); add a conv, e.g. conv(k: 1)"
-        )
-    return placed
+    """Place each part of an op between its channels (`eagan_dsl.shapes.place`, which the checker
+    uses too). `out_channels` None: a stem or head, whose parts keep the channels unless `out:`
+    says otherwise. Raises OpError naming `where`."""
+    try:
+        placed = shapes.place(parts, in_channels, out_channels, image_channels)
+    except shapes.ShapeError as err:
+        raise OpError(f"{where}: {err}") from None
+    return [Part(prim, cin, cout) for prim, cin, cout in placed]
 
 
 def prim_params(part: Part, latent_dim: int = 0, chunk_channels: Sequence[int] = ()) -> int:
     """Learnable parameters of one placed primitive (spectral norm adds none: u, v are buffers)."""
-    p, cin, cout = part.prim, part.in_channels, part.out_channels
-    bias = bool(p.get("bias", True))
-    if p.name in ("conv", "conv_transpose"):
-        k = int(p.get("k"))
-        groups = cin if p.get("depthwise") else 1
-        return cin * (cout // groups) * k * k + (cout if bias else 0)
-    if p.name == "linear":
-        return cin * cout + (cout if bias else 0)
-    if p.name == "bn":
-        return 2 * cin
-    if p.name == "project":
-        return project_params(p, latent_dim, chunk_channels)
-    return 0
+    if part.prim.name == "project":
+        return project_params(part.prim, latent_dim, chunk_channels)
+    return shapes.prim_params(part.prim, part.in_channels, part.out_channels)
 
 
 def project_sizes(prim: Prim, chunk_channels: Sequence[int]) -> list[tuple[int, int]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from . import ast, ir, settings
+from . import ast, ir, settings, shapes
 from .diagnostics import Diagnostic, SpecError, did_you_mean
 from .genome import GenomeError, GenomeSpace
 from .parser import parse_file
@@ -33,6 +33,10 @@ MAX_WIDTH = 4096  # channels, latent dimension
 MAX_RESOLUTION = 1024
 MAX_ERRORS = 100  # diagnostics collected; the rest are counted
 MAX_SUGGESTIONS = 100  # "did you mean" for the first unknown names only
+# the channel counts each loader makes (runtime/data.py, runtime/datasets.py)
+DATA_CHANNELS = {"cifar10": (3,), "stl10": (3,), "digits": (1,), "imagefolder": (1, 3)}
+LENET_RESOLUTION = 16  # runtime/metrics/lenet.py: the digits LeNet takes 16×16 images
+MAP_ONLY = ("conv", "conv_transpose", "bn")  # normal primitives that need a feature map
 
 
 class _Checker:
@@ -44,6 +48,8 @@ class _Checker:
         self.choices: dict[str, tuple[ir.Op, ...]] = {}
         self.cells: dict[str, ir.CellIR] = {}
         self.cell_scales: dict[str, int | None] = {}
+        self.cell_info: dict[str, shapes.CellShapes] = {}
+        self.network_spans: dict[str, ast.Span] = {}
         self.networks: dict[str, ir.NetworkIR] = {}
         self.fixed: dict[str, ir.FixedNetworkIR] = {}
         self.roles: dict[str, str] = {}  # every network name (searchable or fixed) → role
@@ -224,6 +230,16 @@ class _Checker:
                 value = self.int_value(arg.value, f"{arg.key} of data {data.name}", 1, maximum=top)
                 if value is not None:
                     args[arg.key] = value
+        channel_arg = next((a for a in data.args if a.key == "channels"), None)
+        allowed = DATA_CHANNELS[data.name]
+        if channel_arg is not None and args.get("channels") not in (None, *allowed):
+            self.error(
+                channel_arg.value.span,
+                f"data {data.name} has {' or '.join(map(str, allowed))} channel(s), not "
+                f"{args['channels']}",
+                "leave channels out" if len(allowed) == 1 else None,
+            )
+            return None
         resolution = args.get("resolution", info["resolution"])
         if resolution is None:
             self.error(data.span, f"data {data.name} needs a resolution, e.g. resolution: 32")
@@ -283,7 +299,15 @@ class _Checker:
         if call.name == "conv" and resolved["depthwise"] and resolved.get("out") not in (None,):
             self.error(call.span, "a depthwise conv keeps its channels; drop `out`")
             return None
-        return ir.Prim(call.name, args), spec.kind_for(resolved)
+        prim = ir.Prim(call.name, args)
+        # the size it really makes, on maps of any usual size (odd and tiny sizes are followed
+        # through each network): a conv(k: 2) is not a "normal" op, nor a stride 3 a "down" one
+        for size in (32, 64):
+            problem = shapes.size_problem(prim, size)
+            if problem is not None:
+                self.error(call.span, problem, shapes.size_hint(prim))
+                return None
+        return prim, spec.kind_for(resolved)
 
     def arg_value(self, value: ast.Value, type_: str, what: str, minimum: float | None) -> Any:
         if type_ == "int":
@@ -556,8 +580,19 @@ class _Checker:
         if not ok or scale is False:
             self.bad_names.add(cell.name)
             return
-        self.cells[cell.name] = ir.CellIR(cell.name, tuple(edges), out, out + 1, cell.span)
+        cell_ir = ir.CellIR(cell.name, tuple(edges), out, out + 1, cell.span)
+        info = shapes.analyse_cell(cell_ir)
+        if info.problem is not None:
+            self.error(
+                cell.name_span,
+                f"no assignment of cell {cell.name}'s edges is a valid architecture: {info.problem}",
+                "every node needs an input edge whose op (or some candidate) is not `none`",
+            )
+            self.bad_names.add(cell.name)
+            return
+        self.cells[cell.name] = cell_ir
         self.cell_scales[cell.name] = scale
+        self.cell_info[cell.name] = info
 
     def static_scales(self, cell: ast.CellDef, edges: list[ir.EdgeIR]) -> int | None | bool:
         """Each node's resolution (log2, relative to node 0) where the edges fix it. An edge whose
@@ -686,6 +721,7 @@ class _Checker:
             ok = False
         stem_channels = channels
         instances: list[ir.CellInstance] = []
+        cell_spans: list[ast.Span] = []
         total_scale = 0
         for c in cells:
             if c.repeat < 1:
@@ -733,6 +769,7 @@ class _Checker:
                     total_scale += scale * c.repeat
             for _ in range(c.repeat):
                 instances.append(ir.CellInstance(len(instances) + 1, cell, channels, width))
+                cell_spans.append(c.cell.span)
                 channels = width
         if is_g and start_size is not None and data is not None and ok:
             final = start_size * 2**total_scale if total_scale >= 0 else 0
@@ -785,9 +822,18 @@ class _Checker:
                     )
                     ok = False
                     continue
+                if is_g and kind in ("up", "global", "vector"):
+                    self.error(
+                        call.span,
+                        f"`{call.name}` in generator {net.name}'s head: a generator's head keeps "
+                        "the feature map the cells made, at the data's resolution",
+                        "up-sample in the cells",
+                    )
+                    ok = False
+                    continue
                 if kind == "global":
                     vector = True
-                elif vector and kind not in ("vector", "normal"):
+                elif vector and (kind not in ("vector", "normal") or prim.name in MAP_ONLY):
                     self.error(
                         call.span,
                         f"`{call.name}` needs a feature map, but the head already pooled it",
@@ -814,7 +860,7 @@ class _Checker:
         if not ok:
             self.bad_names.add(net.name)
             return
-        self.networks[net.name] = ir.NetworkIR(
+        network = ir.NetworkIR(
             name=net.name,
             role=net.role,
             stem=tuple(stem_prims),
@@ -827,6 +873,152 @@ class _Checker:
             stem_channels=stem_channels,
             span=net.span,
         )
+        if data is not None and not self.follow(
+            network, cell_spans, stems[0].ops if stems else (), heads[0].ops
+        ):
+            self.bad_names.add(net.name)
+            return
+        self.networks[net.name] = network
+        self.network_spans[net.name] = net.name_span
+
+    def follow(
+        self,
+        net: ir.NetworkIR,
+        cell_spans: list[ast.Span],
+        stem_calls: tuple[ast.OpCall, ...],
+        head_calls: tuple[ast.OpCall, ...],
+    ) -> bool:
+        """Follow channels and sizes through every candidate of a checked network, as the
+        compiler builds and runs it: an op that cannot be placed between its widths, or makes
+        another size than its kind promises at a size it receives, is an error; so is a network
+        that every architecture shrinks below one pixel (issue 15, items 6, 7, 9)."""
+        who = f"{net.role} {net.name}"
+        is_g = net.role == "generator"
+        # channels: every candidate of every edge is built, between the widths of its nodes
+        for pos, inst in enumerate(net.cells):
+            for edge in inst.cell.edges:
+                cin = inst.in_channels if edge.src == 0 else inst.channels
+                for op in edge.candidates if edge.searchable else edge.candidates[:1]:
+                    try:
+                        shapes.place(op.parts, cin, inst.channels, net.image_channels)
+                    except shapes.ShapeError as err:
+                        self.error(
+                            cell_spans[pos],
+                            f"cell {pos + 1} ({inst.cell.name}) of {who}, edge {edge.src} -> "
+                            f"{edge.dst}: op '{op.name}': {err}",
+                        )
+                        return False
+        for link in net.links:
+            src, dst = net.cells[link.src_cell - 1], net.cells[link.dst_cell - 1]
+            try:
+                shapes.place(
+                    link.op.parts,
+                    src.in_channels if link.src_node == 0 else src.channels,
+                    dst.channels,
+                    net.image_channels,
+                )
+            except shapes.ShapeError as err:
+                self.error(link.span, f"link op '{link.op.name}': {err}")
+                return False
+        # sizes: the stem, then every cell at every size it can receive, then the head
+        project = next((p for p in net.stem if p.name == "project"), None)
+        size = int(project.get("size")) if project is not None else net.resolution
+        for prim, call in zip(net.stem, stem_calls):
+            if prim.name == "project":
+                continue
+            if is_g and shapes.kind_of(prim) != "normal":
+                self.error(
+                    call.span,
+                    f"`{call.name}` changes the size in generator {net.name}'s stem: project's "
+                    "chunks are added to the cells' inputs at size·2^i",
+                    "up-sample in the cells",
+                )
+                return False
+            if not self.size_fits(prim, size, call.span, f" (in the stem of {who})"):
+                return False
+            size = shapes.out_size(prim, size)
+        infos = [self.cell_info[inst.cell.name] for inst in net.cells]
+        sizes = {size}
+        split = int(project.get("split", 1)) if project is not None else 1
+        for pos, inst in enumerate(net.cells):
+            if is_g and project is not None and 0 < pos < split:
+                want = int(project.get("size")) * 2**pos
+                if sizes != {want}:
+                    self.error(
+                        stem_calls[0].span,
+                        f"project(split: {split}) adds chunk {pos + 1} at {want}×{want} to cell "
+                        f"{pos + 1}'s input, which is {_sizes(sizes)}",
+                        f"each of the first {split - 1} cell(s) must double the size",
+                    )
+                    return False
+            info = infos[pos]
+            for e, edge in enumerate(inst.cell.edges):
+                for c, op in enumerate(edge.candidates if edge.searchable else edge.candidates[:1]):
+                    for src_scale, out_scale in sorted(info.edges[e][c]):
+                        for s0 in sorted(sizes):
+                            if shapes.rescale(s0, out_scale) < 1:
+                                continue  # such a genome is invalid: never built
+                            cur = shapes.rescale(s0, src_scale)
+                            for prim in op.parts:
+                                where = (
+                                    f" (op '{op.name}' on edge {edge.src} -> {edge.dst} of cell "
+                                    f"{pos + 1} ({inst.cell.name}) of {who})"
+                                )
+                                if not self.size_fits(prim, cur, cell_spans[pos], where):
+                                    return False
+                                cur = shapes.out_size(prim, cur)
+            new = {
+                shapes.rescale(s0, o)
+                for s0 in sizes
+                for o in info.outs
+                if shapes.rescale(s0, o) >= 1
+            }
+            if not new:
+                self.error(
+                    cell_spans[pos],
+                    f"{who} shrinks the feature map below one pixel in cell {pos + 1} "
+                    f"({inst.cell.name}), which receives {_sizes(sizes)}",
+                    "use fewer down-sampling cells or a higher resolution",
+                )
+                return False
+            sizes = new
+        for s0 in sorted(sizes):
+            cur = s0
+            for prim, call in zip(net.head, head_calls):
+                if shapes.kind_of(prim) in ("global", "vector"):
+                    break
+                if not self.size_fits(prim, cur, call.span, f" (in the head of {who})"):
+                    return False
+                cur = shapes.out_size(prim, cur)
+        # a link that keeps the size joins nodes that must agree in every architecture
+        for link in net.links:
+            if link.op.kind != "normal":
+                continue
+            a, b = infos[link.src_cell - 1], infos[link.dst_cell - 1]
+            diffs = {out - ns for ns, out in a.nodes[link.src_node]}
+            for pos in range(link.src_cell, link.dst_cell - 1):
+                diffs = {d + o for d in diffs for o in infos[pos].outs}
+            diffs = {d + ms for d in diffs for ms, _ in b.nodes[link.dst_node]}
+            if diffs != {0}:
+                some = " in some architectures" if len(diffs) > 1 else ""
+                self.error(
+                    link.span,
+                    f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}: "
+                    f"op '{link.op.name}' keeps the size, but the two nodes differ in "
+                    f"resolution{some}",
+                    "resize on the way, e.g. op xskip = resize(mode: nearest), conv(k: 1)",
+                )
+                return False
+        return True
+
+    def size_fits(self, prim: ir.Prim, size: int, span: ast.Span, where: str) -> bool:
+        problem = shapes.size_problem(prim, size)
+        if problem is None and shapes.out_size(prim, size) >= 1:
+            return True
+        if problem is None:
+            problem = f"{shapes.label(prim)} makes nothing of a {size}×{size} map"
+        self.error(span, problem + where, shapes.size_hint(prim, size))
+        return False
 
     def network_prim(self, call: ast.OpCall, net: ast.NetworkDef) -> tuple[ir.Prim, Kind] | None:
         if call.name in PRIMITIVES:
@@ -899,10 +1091,25 @@ class _Checker:
         if link.dst_node == 0:
             self.error(link.span, "a link feeds a node inside the cell, not its input node 0")
             return None
+        if link.src_node == 0:
+            before = (
+                f"link from node {cells[link.src_cell - 2].cell.output} of cell {link.src_cell - 1} "
+                "(its output) instead"
+                if link.src_cell > 1
+                else "link from a node inside the cell"
+            )
+            self.error(
+                link.span,
+                f"a link reads a node inside a cell, not its input node 0 (cell {link.src_cell})",
+                before,
+            )
+            return None
         op = self.resolve_op(link.op, " in link")
         if op is None:
             return None
-        if op.kind not in ("resize", "normal"):
+        if op.kind not in ("resize", "normal") or any(
+            shapes.kind_of(p) not in ("normal", "resize") for p in op.parts
+        ):
             self.error(
                 link.op.span,
                 f"link op '{op.name}' must keep or resize the resolution (use resize(mode: ...))",
@@ -1093,9 +1300,53 @@ class _Checker:
             if kind == "evolution":
                 self.check_population(block, given)
             if kind == "evaluate" and values["extractor"] == "auto" and self.data is not None:
-                values["extractor"] = "lenet" if self.data.name == "digits" else "inception"
+                # the digits LeNet takes 16×16 only; Inception resizes any size
+                lenet = self.data.name == "digits" and self.data.resolution == LENET_RESOLUTION
+                values["extractor"] = "lenet" if lenet else "inception"
+            if kind == "evaluate":
+                self.check_evaluate(
+                    values,
+                    lambda key, b=block: (
+                        next((s.value.span for s in b.settings if s.key == key), b.span)
+                        if b is not None
+                        else self.spec.name_span
+                    ),
+                )
             resolved[kind] = {k: v for k, v in values.items()}
         return resolved
+
+    def check_evaluate(self, values: dict[str, Any], span_of: Any) -> bool:
+        """IS needs two images per split at least; the LeNet takes 1-channel 16×16 images."""
+        ok = True
+        if any(values.get(k) is _BAD for k in ("images", "final_images", "splits", "extractor")):
+            return False
+        for key in ("images", "final_images"):
+            n = values[key]
+            if n < 2:
+                self.error(
+                    span_of(key), f"{key} must be at least 2 (FID needs a covariance), not {n}"
+                )
+                ok = False
+            elif n < values["splits"]:
+                self.error(
+                    span_of(key),
+                    f"{key} ({n}) must be at least splits ({values['splits']}): one image per IS split",
+                )
+                ok = False
+        data = self.data
+        if (
+            values["extractor"] == "lenet"
+            and data is not None
+            and data.resolution != LENET_RESOLUTION
+        ):
+            self.error(
+                span_of("extractor"),
+                f"the lenet extractor takes {LENET_RESOLUTION}×{LENET_RESOLUTION} images; "
+                f"data {data.name} has {data.resolution}×{data.resolution} ones",
+                f"use resolution: {LENET_RESOLUTION}, or extractor: inception",
+            )
+            ok = False
+        return ok
 
     def check_population(self, block: ast.Block | None, given: dict[str, Any]) -> None:
         pop = given.get("population")
@@ -1161,6 +1412,10 @@ class _Checker:
                 values[k.name] = k.default
             values.update(given)
             good = all(v is not _BAD for v in values.values())
+            if good and any(s.key in ("images", "final_images", "splits") for s in st.settings):
+                good = self.check_evaluate(
+                    values, lambda key, st=st: self.stage_setting_span(st, key)
+                )
             good = self.check_stage_refs(st, kind, values, seen) and good
             seen[st.name] = kind
             if good:
@@ -1267,6 +1522,10 @@ class _Checker:
                     )
                     ok = False
         return ok
+
+
+def _sizes(sizes: set[int]) -> str:
+    return " or ".join(f"{s}×{s}" for s in sorted(sizes))
 
 
 class _Bad:

@@ -103,7 +103,7 @@ EVALUATE = (
         "extractor",
         "enum",
         "auto",
-        "inception (TF 2015-12-05 Inception-v3), lenet (digits), or auto: lenet for digits",
+        "inception (TF 2015-12-05 Inception-v3), lenet (digits, 16×16 only), or auto: lenet for 16×16 digits",
         choices=("auto", "inception", "lenet"),
     ),
     _k("splits", "int", 10, "IS splits (the original IS code: 10)", minimum=1),

@@ -98,7 +98,7 @@ search tiny {
   objectives { fid: min, is: max, params: min }
   evolution { population: 4, rounds: 2, epochs: 1 }
   train { lr: 2e-4, betas: (0.0, 0.9), batch: 16 }
-  evaluate { images: 64, final_images: 128, extractor: lenet, splits: 1 }
+  evaluate { images: 64, final_images: 128, extractor: inception, splits: 1 }
 
   stage search_g : search { network: G, against: FixedD, warmup: 1 }
   stage search_d : search { network: D, with: best(search_g), warmup: 1 }
