@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import gc
 import io
 import json
@@ -76,7 +77,7 @@ from rich.table import Table
 
 from bench.supernet import scaled
 from eagan_dsl.checker import load
-from eagan_dsl.ir import Program, StageIR
+from eagan_dsl.ir import Best, Program, StageIR
 from runtime.data import ImageData
 from runtime.display import Reporter
 from runtime.evaluator import Evaluator
@@ -164,10 +165,6 @@ def stage_of(program: Program, kind: str, role: str | None = None) -> StageIR | 
     return None
 
 
-def with_settings(stage: StageIR, **settings: Any) -> StageIR:
-    return dataclasses.replace(stage, settings=MappingProxyType({**stage.settings, **settings}))
-
-
 def fixed_named(program: Program, want: str, role: str) -> str:
     """A fixed network of `role`: `want` if the spec has it, else its first one of that role."""
     if want in program.fixed and program.network(want).role == role:
@@ -176,6 +173,23 @@ def fixed_named(program: Program, want: str, role: str) -> str:
         if program.network(name).role == role:
             return name
     raise SystemExit(f"{program.file}: no fixed {role} to stand for the searched one")
+
+
+def standing_in(program: Program, ir: StageIR, args: argparse.Namespace) -> StageIR:
+    """The stage with each `best(stage)` it names replaced by a fixed network of that role
+    (--g-star, --d-star), as bench/distributed.py does: no earlier stage is run here."""
+    s = ir.settings
+    roles = {"g": "generator", "d": "discriminator"}
+    if ir.kind == "search":  # `with:` / `against:` name the opponent of the searched network
+        them = (
+            "discriminator" if program.networks[s["network"]].role == "generator" else "generator"
+        )
+        roles = {"with": them, "against": them}
+    want = {"generator": args.g_star, "discriminator": args.d_star}
+    fixed = {
+        k: fixed_named(program, want[r], r) for k, r in roles.items() if isinstance(s.get(k), Best)
+    }
+    return dataclasses.replace(ir, settings=MappingProxyType({**s, **fixed}))
 
 
 def quiet_context(program: Program, data: ImageData, dev: torch.device) -> Context:
@@ -244,7 +258,7 @@ class Bench:
         variant: str,
         what: str,
         s: Any | None,
-        fn: Callable[[], Any] | None,
+        fn: Callable[[], Any],
         reason: str | None = None,
         extra: dict[str, Any] | None = None,
         warmup: int | None = None,
@@ -266,16 +280,15 @@ class Bench:
                     "real_per_iteration": nc * bd,
                 }
             )
-        step = fn
-        if fn is not None and variant == "bf16" and autocast:
+        amp = variant == "bf16" and autocast
 
-            def step() -> None:
-                # entered per call, cache off: the cast cache would keep bf16 copies of weights
-                # across the n_critic D updates and the G update of one iteration
-                with torch.autocast(self.dev.type, dtype=torch.bfloat16, cache_enabled=False):
-                    fn()
+        def step() -> None:
+            # entered per call, cache off: the cast cache would keep bf16 copies of weights
+            # across the n_critic D updates and the G update of one iteration
+            with torch.autocast(self.dev.type, torch.bfloat16, enabled=amp, cache_enabled=False):
+                fn()
 
-        if reason is None and step is not None:
+        if reason is None:
             warm = self.args.warmup_iters if warmup is None else warmup
             try:
                 with peak_memory(self.dev, row):
@@ -309,11 +322,7 @@ class Bench:
         warm_p, round_p = (
             ("warmup_g", "search_g") if role == "generator" else ("warmup_d", "search_d")
         )
-        if ir.settings["against"] is None:
-            # stage 2 trains with `best(search_g)`: a fixed G stands for it (no stage 1 is run)
-            ir = with_settings(
-                ir, **{"with": fixed_named(self.program, self.args.g_star, "generator")}
-            )
+        ir = standing_in(self.program, ir, self.args)
         s = ir.settings
         opponent, net = s["against"] or s["with"], s["network"]
         for variant in self.args.variants:
@@ -339,10 +348,8 @@ class Bench:
         ir = stage_of(self.program, "train")
         if ir is None:
             return
-        # fixed stand-ins for `best(search_g)` and `best(search_d)`
-        g = fixed_named(self.program, self.args.g_star, "generator")
-        d = fixed_named(self.program, self.args.d_star, "discriminator")
-        ir = with_settings(ir, g=g, d=d)
+        ir = standing_in(self.program, ir, self.args)
+        g, d = ir.settings["g"], ir.settings["d"]
         ema = f", EMA {ir.settings['ema']}" if ir.settings["ema"] else ""
         for variant in self.args.variants:
             stage = TrainStage(self.context(variant), ir)
@@ -569,7 +576,10 @@ def show(console: Console, setup: dict[str, Any], rows: list[dict[str, Any]], pr
         count = f"{line['count']:,} {line['unit']}"
         hours = [fmt_h(line["hours"][v]) for v in variants]
         p.add_row(line["stage"], line["phase"], count, line["how"], *hours)
-    d = lambda v, k, f=1.0: "n/a" if tot[v] is None else f"{tot[v][k] / f:,.2f}"
+
+    def d(v: str, k: str, f: float = 1.0) -> str:
+        return "n/a" if tot[v] is None else f"{tot[v][k] / f:,.2f}"
+
     paper_figure = "stage 1 + stage 2 (what the paper's figure covers)"
     days = [d(v, "search_days") for v in variants]
     p.add_row("search", f"total, {unit}-days", "", paper_figure, *days, style="bold")
@@ -666,8 +676,6 @@ def main() -> None:
     args = ap.parse_args()
     phases = set(subset(ap, args.phases, PHASES, "phase"))
     args.variants = subset(ap, args.variants, VARIANTS, "variant")
-    if "fp32" not in args.variants:
-        ap.error("--variants must include fp32 (the projection's evaluation costs are fp32's)")
     dev = torch.device(args.device)
     args.repeats = args.repeats or (20 if dev.type == "cuda" else 3)
     if dev.type == "cuda" and not torch.cuda.is_available():
@@ -710,12 +718,13 @@ def main() -> None:
     }
     print(f"measuring: {setup['summary']}", flush=True)
     bench = Bench(program, dev, args)
-    for wanted, part in (
-        ({"warmup_g", "search_g"}, lambda: bench.search("generator", phases)),
-        ({"warmup_d", "search_d"}, lambda: bench.search("discriminator", phases)),
+    parts: list[tuple[set[str], Callable[[], None]]] = [
+        ({"warmup_g", "search_g"}, functools.partial(bench.search, "generator", phases)),
+        ({"warmup_d", "search_d"}, functools.partial(bench.search, "discriminator", phases)),
         ({"fully_train"}, bench.fully_train),
         ({"eval"}, bench.evaluation),
-    ):
+    ]
+    for wanted, part in parts:
         if phases & wanted:
             part()
             gc.collect()  # the networks of one part are freed before the next is built
