@@ -308,6 +308,10 @@ def _syntax_error(text: str, file: str, err: UnexpectedInput) -> Diagnostic:
 
 MAX_DIGITS = 20  # an integer literal of more digits is refused (a 64-bit seed has at most 20)
 MAX_NESTING = 32  # brackets, parentheses and braces nested deeper are refused
+# A search space is a few KB of text (the shipped CIFAR-10 spec: 10 KB). The parser and the AST
+# builder take about 20-40 µs a byte here, so a larger file would take seconds to refuse for
+# another reason; it is refused at once, which bounds `eagan check` to ~2 s on any input.
+MAX_BYTES = 64 * 1024
 
 
 def _too_deep(text: str, file: str) -> Diagnostic | None:
@@ -361,6 +365,21 @@ def _long_numbers(tree: Any, file: str) -> list[Diagnostic]:
 def parse(text: str, file: str = "<spec>") -> ast.Spec:
     """Parse spec text. Raises `SpecError` for any syntax error."""
     text = text.removeprefix("\ufeff")  # a UTF-8 byte-order mark, as some editors save
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_BYTES:
+        lines = text.count("\n") + 1
+        raise SpecError(
+            [
+                Diagnostic(
+                    f"the spec is {size // 1024} KB ({lines} lines); a spec is at most "
+                    f"{MAX_BYTES // 1024} KB: a search space is written in a few KB, so this is "
+                    "probably not a spec file (or generated text to shorten)",
+                    ast.Span(line=1, column=1, end_line=1, end_column=1),
+                    file,
+                )
+            ],
+            source=text[:4096],
+        )
     deep = _too_deep(text, file)
     if deep is not None:
         raise SpecError([deep], source=text)
