@@ -97,7 +97,9 @@ def check(
             continue
         with _spec_errors():
             try:
-                load(path)
+                from compiler.memory import check_memory
+
+                check_memory(load(path), path.read_text(encoding="utf-8", errors="replace"))
             except SpecError as err:
                 typer.echo(err.render(), err=True)
                 failed = True

@@ -349,7 +349,10 @@ def run(
     observe: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Path:
     """Check SPEC and run all its stages into OUT."""
+    from compiler.memory import check_memory
+
     program = load(spec)
+    check_memory(program, Path(spec).read_text(encoding="utf-8", errors="replace"))
     if quick:
         program = quick_program(program)
     return run_program(

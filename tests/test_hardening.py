@@ -667,3 +667,32 @@ def test_the_project_size_hint_never_proposes_the_size_already_there() -> None:
     hints = [d.hint or "" for d in err.value.diagnostics]
     assert errors and not any("project(size: 4)" in h for h in hints), hints
     assert any("no project size gives 18 pixels" in h for h in hints), hints
+
+
+def test_a_spec_that_cannot_fit_in_memory_is_refused_at_its_stage(tmp_path: Path) -> None:
+    """Item 8: the memory of the largest networks, estimated from parameter counts."""
+    import subprocess
+    import sys
+
+    from compiler.memory import BYTES_PER_PARAM, stage_bytes
+    from compiler.params import supernet_params
+    from eagan_dsl.checker import check_text
+
+    program = check_text(TINY.read_text(), "tiny.eagan")
+    sizes = stage_bytes(program)
+    assert sizes["search_g"] >= supernet_params(program.networks["G"]) * BYTES_PER_PARAM
+    big = tmp_path / "big.eagan"
+    big.write_text(_tiny("cells UpCell x 2 (channels: 8)", "cells UpCell x 2 (channels: 4096)"))
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "check", str(big)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert "more than the 64 GiB eagan accepts" in out
+    lines = big.read_text().splitlines()  # G at width 4096: stage 2 holds P copies of it
+    line = next(i for i, t in enumerate(lines, 1) if "stage search_d" in t)
+    assert f"{big}:{line}:3: error: stage search_d needs about" in out
