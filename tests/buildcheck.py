@@ -16,7 +16,7 @@ from eagan_dsl.ir import Program
 def build_and_step(program: Program, genomes: int = 2, batch: int = 2) -> None:
     """Every searchable network (a few random valid genomes) and every fixed one: forward on tiny
     random data, backward, finite outputs; then the description `eagan show` prints."""
-    from runtime.cli import describe
+    from runtime.show import describe
 
     rng = random.Random(0)
     data = program.data

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import scipy.stats
 import torch
+from bench_module import load_bench
 from rich.console import Console
 
 from eagan_dsl.checker import check_text, load
@@ -21,7 +22,6 @@ from runtime.evaluator import Evaluator
 from runtime.runner import run_program
 from runtime.search import EvalWrapper, derive_seed, input_resolution
 from runtime.search.one_to_one import merge_changes
-from tests.bench_module import load_bench
 
 TINY = Path(__file__).parent / "data" / "tiny.eagan"
 
