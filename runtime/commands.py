@@ -4,13 +4,11 @@ failure during the run exits 1; never a traceback for a user's mistake."""
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
 import sys
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any
 
 import typer
@@ -99,6 +97,16 @@ def run_command(
         _fail(f"--device must be auto, cpu or cuda, not {device}")
     if spec is None and resume is None:
         _fail("give a SPEC to run, or --resume DIR to continue a run")
+    _check_seed(seed)
+    if resume is not None:
+        given = {"--seed": seed is not None, "--quick": quick}
+        given["--out"] = out is not None and out.resolve() != resume.resolve()
+        if any(given.values()):
+            flags = " and ".join(flag for flag, on in given.items() if on)
+            _fail(
+                f"{flags} cannot be combined with --resume: a resumed run keeps the settings it "
+                f"started with ({resume / 'resolved.json'}); drop {flags}"
+            )
     try:
         if resume is not None:
             _guarded(
@@ -186,35 +194,39 @@ def train_command(
     seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
-    """Fully train one (G, D) pair from scratch with the spec's fully-train settings."""
+    """Fully train one (G, D) pair from scratch with the spec's fully-train settings.
+    Ctrl-C saves a checkpoint and exits 130; `eagan run --resume DIR` continues it."""
     from runtime import runner
+    from runtime.search import Interrupted
+
+    if epochs is not None and epochs < 1:
+        _fail(f"--epochs must be at least 1, not {epochs}")
+    _check_seed(seed)
 
     def go() -> Path:
         from eagan_dsl.checker import load
 
-        program = load(spec)
-        stage = next((s for s in program.stages if s.kind == "train"), None)
-        settings: dict[str, Any] = dict(stage.settings) if stage else {}
-        if stage is None:
-            from eagan_dsl.settings import TRAIN_STAGE
-
-            settings = {k.name: k.default for k in TRAIN_STAGE}
-            for block in ("train", "evaluate"):
-                settings.update(program.blocks[block])
-        settings["g"], settings["d"] = g, d
-        if epochs is not None:
-            settings["epochs"] = epochs
-        from eagan_dsl.ir import StageIR
-
-        train_stage = StageIR(
-            stage.name if stage else "fully_train", "train", MappingProxyType(settings)
-        )
-        only = dataclasses.replace(program, stages=(train_stage,))
+        only = runner.train_program(load(spec), g, d, epochs)
         return runner.run_program(
-            only, spec, out or Path("runs") / f"{spec.stem}-train", device, seed, force
+            only,
+            spec,
+            out or Path("runs") / f"{spec.stem}-train",
+            device,
+            seed,
+            force,
+            train={"g": g, "d": d, "epochs": epochs},
         )
 
-    _guarded(go)
+    try:
+        _guarded(go)
+    except Interrupted:
+        raise typer.Exit(130) from None
+
+
+def _check_seed(seed: int | None) -> None:
+    """The range the spec language allows for `run { seed: ... }`."""
+    if seed is not None and not 0 <= seed < 2**63:
+        _fail(f"--seed must be in [0, 2**63 - 1] (as the spec's run seed), not {seed}")
 
 
 def sample_command(

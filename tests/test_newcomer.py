@@ -1,0 +1,138 @@
+"""The newcomer's path (issue 20): what broke when eagan was used as a new user would, each
+with a test that failed before the fix."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from runtime import runner
+from runtime.cli import app
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "tiny.eagan"
+GENOME = "G:nearest,nearest,conv3x3,none,none,skip,conv3x3|nearest,nearest,conv3x3,none,none,skip,conv3x3"
+
+
+def _cli(*args: str) -> tuple[int, str]:
+    torch.set_num_threads(1)
+    r = CliRunner().invoke(app, list(args))
+    return r.exit_code, r.output
+
+
+def _train(out: Path, *extra: str) -> tuple[int, str]:
+    return _cli("train", str(TINY), "--g", GENOME, "--d", "FixedD", "--out", str(out), *extra)
+
+
+def _stop_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C before the first iteration (the runner's stop flag, set as its handler would)."""
+
+    @contextmanager
+    def stop(flag: list[bool]) -> Iterator[None]:
+        flag[0] = True
+        yield
+
+    monkeypatch.setattr(runner, "_stop_on_signals", stop)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    out = tmp_path_factory.mktemp("train") / "run"
+    code, output = _train(out)
+    assert code == 0, output
+    return json.loads((out / "final" / "metrics.json").read_text())
+
+
+# 1, 2 ------------------------------------------------------------------------------------------
+def test_ctrl_c_in_train_exits_130_and_resumes_as_a_train_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, object]
+) -> None:
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:
+        _stop_at_once(m)
+        code, output = _train(out)
+    assert code == 130, output
+    assert "Traceback" not in output
+    assert f"eagan run --resume {out}" in output
+    code, output = _cli("run", "--resume", str(out))
+    assert code == 0, output
+    assert json.loads((out / "final" / "metrics.json").read_text()) == trained
+
+
+# 3 ---------------------------------------------------------------------------------------------
+def test_a_failed_train_leaves_no_run_directory(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    code, output = _cli("train", str(TINY), "--g", "GNearst", "--d", "FixedD", "--out", str(out))
+    assert code == 2, output
+    assert not out.exists()
+    code, output = _train(out)  # the corrected command is not refused
+    assert code == 0, output
+
+
+def test_a_failed_run_in_an_existing_folder_leaves_the_folder_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise runner.RunDirError("no extractor here")
+
+    monkeypatch.setattr(runner, "Evaluator", broken)
+    code, output = _cli("run", str(TINY), "--out", str(out))
+    assert code == 2 and "no extractor here" in output, output
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_an_existing_run_is_never_discarded(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "spec.eagan").write_text(TINY.read_text())
+    (out / "resolved.json").write_text("{}")
+    code, output = _train(out)
+    assert code == 2 and "already holds a run" in output, output
+    assert (out / "spec.eagan").is_file() and (out / "resolved.json").is_file()
+
+
+# 10 --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", str(TINY), "--g", GENOME, "--d", "FixedD", "--epochs", "0"], "--epochs must"),
+        (["run", str(TINY), "--seed", "-1"], "--seed must be in [0, 2**63 - 1]"),
+        (["run", "--resume", "R", "--seed", "5"], "--seed cannot be combined with --resume"),
+        (["run", "--resume", "R", "--quick"], "--quick cannot be combined with --resume"),
+        (["run", "--resume", "R", "--out", "X"], "--out cannot be combined with --resume"),
+    ],
+)
+def test_command_line_values_the_spec_would_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = _cli(*args)
+    assert code == 2, output
+    assert message in output
+    assert list(tmp_path.iterdir()) == []
+
+
+# issue 16, item 5 --------------------------------------------------------------------------------
+def test_plain_logs_are_not_hard_wrapped(capsys: pytest.CaptureFixture[str]) -> None:
+    from runtime.display import Reporter
+
+    reporter = Reporter()  # stderr is captured: not a terminal
+    assert not reporter.live_mode
+    line = f"[search_g] hands on {GENOME} " + "x" * 100
+    reporter.message(line)
+    reporter.stage_start("search_g", "round 1 " + "y" * 90, 3)
+    reporter.round_table(
+        "search_g", 0, [{"is": 1.0, "fid": 2.0, "params": 10, "genome": GENOME, "best": True}]
+    )
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0] == line
+    assert len(lines) == 3 and lines[2].endswith(GENOME)
