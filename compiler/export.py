@@ -551,6 +551,27 @@ def _write_record(
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def weights_problem(err: BaseException) -> str:
+    """What is wrong with a weights file that torch or safetensors cannot read, in eagan's words:
+    never the readers' advice to load it unsafely (`weights_only=False` runs the file's code)."""
+    import pickle
+
+    text = str(err)
+    if isinstance(err, pickle.UnpicklingError):
+        if "can still be loaded" in text or "GLOBAL" in text or "Unsupported global" in text:
+            return (
+                "it holds Python objects besides tensors; eagan loads only tensors, so that no "
+                "code in a weights file ever runs: save a plain state dict"
+            )
+        return "it is not a PyTorch weights file, or it is damaged"
+    if "zip archive" in text or "central directory" in text:
+        return "it is damaged or truncated (not a complete PyTorch zip archive)"
+    if type(err).__name__ == "SafetensorError":
+        return f"it is not a valid safetensors file, or it is damaged ({(text.splitlines() or [''])[0][:200]})"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {first[:200]}"
+
+
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ExportError(f"weights file {path} does not exist")
@@ -561,7 +582,7 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any reader failure is the user's file
-        raise ExportError(f"cannot read weights file {path}: {err}") from None
+        raise ExportError(f"cannot read weights file {path}: {weights_problem(err)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ExportError(
             f"weights file {path} is not a state dict (a mapping of names to tensors)"

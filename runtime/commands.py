@@ -238,6 +238,12 @@ def sample_command(
     seed: Annotated[int, typer.Option(help="seed of the latent vectors")] = 0,
 ) -> None:
     """Write a grid of N images from a run's final generator."""
+    if n < 1:
+        _fail(f"-n must be at least 1, not {n}")
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        _fail(f"--out {out}: give a .png (or .jpg) file name")
+    if not out.parent.is_dir():
+        _fail(f"--out {out}: the folder {out.parent} does not exist")
     import torch
     from torchvision.utils import save_image
 

@@ -42,16 +42,21 @@ def _stop_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted `eagan train` run of tiny.eagan."""
     out = tmp_path_factory.mktemp("train") / "run"
     code, output = _train(out)
     assert code == 0, output
-    return json.loads((out / "final" / "metrics.json").read_text())
+    return out
+
+
+def _metrics(run: Path) -> dict[str, object]:
+    return json.loads((run / "final" / "metrics.json").read_text())  # type: ignore[no-any-return]
 
 
 # 1, 2 ------------------------------------------------------------------------------------------
 def test_ctrl_c_in_train_exits_130_and_resumes_as_a_train_run(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: dict[str, object]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: Path
 ) -> None:
     out = tmp_path / "run"
     with monkeypatch.context() as m:
@@ -62,7 +67,7 @@ def test_ctrl_c_in_train_exits_130_and_resumes_as_a_train_run(
     assert f"eagan run --resume {out}" in output
     code, output = _cli("run", "--resume", str(out))
     assert code == 0, output
-    assert json.loads((out / "final" / "metrics.json").read_text()) == trained
+    assert _metrics(out) == _metrics(trained)
 
 
 # 3 ---------------------------------------------------------------------------------------------
@@ -136,3 +141,54 @@ def test_plain_logs_are_not_hard_wrapped(capsys: pytest.CaptureFixture[str]) -> 
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == line
     assert len(lines) == 3 and lines[2].endswith(GENOME)
+
+
+# 4 ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--out", "nowhere/grid.png"], "the folder nowhere does not exist"),
+        (["-n", "0"], "-n must be at least 1, not 0"),
+        (["--out", "grid.txt"], "give a .png (or .jpg) file name"),
+    ],
+)
+def test_sample_mistakes_are_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trained: Path, args: list[str], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, output = _cli("sample", str(trained), *args)
+    assert code == 2, output
+    assert output.strip() == f"error: {message}" or message in output.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+# 11 --------------------------------------------------------------------------------------------
+class _Anything:
+    pass
+
+
+@pytest.mark.parametrize("kind", ["text", "objects", "truncated"])
+def test_damaged_weights_never_advise_unsafe_loading(
+    tmp_path: Path, trained: Path, kind: str
+) -> None:
+    bad = tmp_path / "fake.pth"
+    if kind == "text":
+        bad.write_text("not weights")
+    elif kind == "objects":
+        torch.save({"w": torch.zeros(2), "o": _Anything}, bad)
+    else:
+        torch.save({"w": torch.zeros(64)}, bad)
+        bad.write_bytes(bad.read_bytes()[:100])
+    outputs = [
+        _cli("export", "--spec", str(TINY), "--genome", GENOME, "--out", str(tmp_path / "x"),
+             "--weights", str(bad)),
+        _cli("eval", str(trained), "--data", "cifar10", "--inception-weights", str(bad),
+             "--no-download", "-n", "20"),
+    ]  # fmt: skip
+    for code, output in outputs:
+        assert code == 2, output
+        assert str(bad) in output
+        for leak in ("weights_only", "Re-running", "file an issue", "trusted source"):
+            assert leak not in output, output
+    if kind == "objects":
+        assert "eagan loads only tensors" in outputs[0][1]
