@@ -4,7 +4,7 @@ STYLE lesson 7 (generated code stands alone and points back): `generator.py` / `
 define one class, `Generator` / `Discriminator`, with the architecture written out line by line
 (no genome interpreter), module-level `LATENT_DIM`, `RESOLUTION`, `CHANNELS`, and a header naming
 the spec and genome. The weights go to `generator.safetensors` / `discriminator.safetensors`, keyed
-for that class. The forward reproduces `compiler.extract.SubNet` term by term, in the same order,
+for that class, and the same to `generator.pt` / `discriminator.pt`, which torch alone loads. The forward reproduces `compiler.extract.SubNet` term by term, in the same order,
 so the exported network's output equals the supernet's bit for bit.
 """
 
@@ -370,8 +370,10 @@ def _assemble(
         "# genome:",
         f"#   {_comment(genome_text or '(none: the network has no searchable edges)')}",
         f"# parameters: {params:,}",
-        "# Imports only torch. Load the weights written next to this file with",
+        "# Imports only torch. Load the weights written next to this file with torch alone",
         f"#   model = {cls}()",
+        f'#   model.load_state_dict(torch.load("{network.role}.pt", weights_only=True))',
+        "# or, with the safetensors package, the same weights from",
         f'#   model.load_state_dict(safetensors.torch.load_file("{network.role}.safetensors"))',
         "",
         "import torch",
@@ -504,7 +506,8 @@ def export_network(
     out_dir: Path | str,
     force: bool = False,
 ) -> ExportResult:
-    """Write `<role>.py`, `<role>.safetensors` and `<role>.json` (the spec and genome, as data)
+    """Write `<role>.py`, `<role>.safetensors`, the same weights as `<role>.pt` (for torch
+    alone) and `<role>.json` (the spec and genome, as data)
     into `out_dir`. Weights: a SuperNet or SubNet
     state dict; None exports freshly initialised weights (seed 0)."""
     network, g, title = resolve(program, network_name_or_fixed, genome)
@@ -522,15 +525,25 @@ def export_network(
     role = network.role
     src_path, w_path = out / f"{role}.py", out / f"{role}.safetensors"
     src_path.write_text(source)
-    from safetensors.torch import save_file
-
-    save_file(
-        _rename(sub.state_dict(), keys),
-        str(w_path),
-        metadata={"spec": program.file, "genome": text},
-    )
+    state = _rename(sub.state_dict(), keys)
+    w_path.write_bytes(_safetensors_bytes(state, {"spec": program.file, "genome": text}))
+    # the same weights for torch alone (`torch.load(..., weights_only=True)` runs no code)
+    torch.save({k: v.contiguous() for k, v in state.items()}, out / f"{role}.pt")
     _write_record(out / f"{role}.json", program, network, title, text)
     return ExportResult(src_path, w_path, text, count_params(network, g))
+
+
+def _safetensors_bytes(state: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors file with its JSON header's keys sorted: safetensors writes them in hash
+    order, so two identical exports would differ byte for byte."""
+    from safetensors.torch import save
+
+    raw = save(dict(state), metadata=metadata)
+    size = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + size]), sort_keys=True, separators=(",", ":"))
+    encoded = header.encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data stays 8-byte aligned, as safetensors keeps it
+    return len(encoded).to_bytes(8, "little") + encoded + raw[8 + size :]
 
 
 def _write_record(

@@ -140,7 +140,7 @@ def _weights(d: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     st, pt = d / f"{ROLE}.safetensors", d / f"{ROLE}.pt"
     path = st if st.is_file() else pt if pt.is_file() else None
     if path is None:
-        raise ExportedError(f"no weights in {d}: expected {ROLE}.safetensors")
+        raise ExportedError(f"no weights in {d}: expected {ROLE}.safetensors or {ROLE}.pt")
     try:
         if path == st:
             from safetensors.torch import load_file
