@@ -7,7 +7,7 @@ import dataclasses
 import io
 import json
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
@@ -570,7 +570,9 @@ def _read_run(
         ) from None
     resolved = _read_resolved(resolved_path)
     env = resolved["environment"]
-    if spec is not None and spec.read_text(encoding="utf-8", errors="replace") != text:
+    if spec is not None and not same_meaning(
+        spec.read_text(encoding="utf-8", errors="replace"), text, spec
+    ):
         if not force:
             raise RunDirError(
                 f"{spec} differs from the spec this run was started with ({saved_spec}); resume without "
@@ -583,6 +585,32 @@ def _read_run(
     loaded = ckpt.load_latest(run_dir.checkpoints)
     _check_history(out / "history.jsonl", loaded)
     return text, resolved, loaded
+
+
+def _meaning(value: Any) -> Any:
+    """A checked program as plain data without source positions: what the spec says, not where
+    (comments and layout are not in the program at all)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (
+            type(value).__name__,
+            tuple(
+                (f.name, _meaning(getattr(value, f.name)))
+                for f in dataclasses.fields(value)
+                if f.name not in ("span", "file")
+            ),
+        )
+    if isinstance(value, Mapping):
+        return tuple((str(k), _meaning(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_meaning(v) for v in value)
+    return value
+
+
+def same_meaning(text: str, saved: str, path: Path) -> bool:
+    """Resume compares specs by meaning: `eagan fmt` (layout, comments) changes nothing."""
+    if text == saved:
+        return True
+    return bool(_meaning(check_text(text, str(path))) == _meaning(check_text(saved, str(path))))
 
 
 def _read_resolved(path: Path) -> dict[str, Any]:

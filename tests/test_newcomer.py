@@ -12,6 +12,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from eagan_dsl.fmt import format_file
 from runtime import runner
 from runtime.cli import app
 
@@ -65,7 +66,10 @@ def test_ctrl_c_in_train_exits_130_and_resumes_as_a_train_run(
     assert code == 130, output
     assert "Traceback" not in output
     assert f"eagan run --resume {out}" in output
-    code, output = _cli("run", "--resume", str(out))
+    # item 7: the spec as `eagan fmt` leaves it (and with a comment) is the same spec
+    formatted = tmp_path / "tiny.eagan"
+    formatted.write_text("# formatted\n" + format_file(TINY)[1])
+    code, output = _cli("run", str(formatted), "--resume", str(out))
     assert code == 0, output
     assert _metrics(out) == _metrics(trained)
 
@@ -192,3 +196,16 @@ def test_damaged_weights_never_advise_unsafe_loading(
             assert leak not in output, output
     if kind == "objects":
         assert "eagan loads only tensors" in outputs[0][1]
+
+
+# 7 ---------------------------------------------------------------------------------------------
+def test_shipped_specs_are_formatted() -> None:
+    code, output = _cli("fmt", "--check", *map(str, sorted((ROOT / "specs").glob("*.eagan"))))
+    assert code == 0, output
+
+
+def test_resume_compares_specs_by_meaning() -> None:
+    text = TINY.read_text()
+    assert runner.same_meaning(format_file(TINY)[1] + "# a comment\n", text, TINY)
+    assert not runner.same_meaning(text.replace("seed: 0", "seed: 1"), text, TINY)
+    assert not runner.same_meaning(text.replace("k: 3)", "k: 5)", 1), text, TINY)
