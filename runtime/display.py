@@ -105,17 +105,21 @@ class Reporter:
     def message(self, text: str) -> None:
         self.console.print(text, markup=False, highlight=False, soft_wrap=not self.live_mode)
 
-    def stage_start(self, stage: str, description: str, total: int) -> None:
-        self.stage, self.done, self.total = stage, 0, total
+    def stage_start(self, stage: str, description: str, total: int, done: int = 0) -> None:
+        """A new bar; `done` iterations are behind already (a resumed stage)."""
+        self.stage, self.done, self.total = stage, done, total
         if self.live_mode:
             if self.task is not None:
                 self.progress.update(self.task, visible=False)
-            self.task = self.progress.add_task(description, total=total, stage=stage, losses="")
+            self.task = self.progress.add_task(
+                description, total=total, completed=done, stage=stage, losses=""
+            )
             if self.live is not None:
                 self.live.update(self._render())
         else:
             self.console.print(
-                f"[{stage}] {description} ({total} iterations)",
+                f"[{stage}] {description} ({total} iterations"
+                + (f", resumed at {done})" if done else ")"),
                 highlight=False,
                 markup=False,
                 soft_wrap=True,

@@ -3,6 +3,7 @@ with a test that failed before the fix."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,11 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
+from rich.console import Console
 from typer.testing import CliRunner
 
+from eagan_dsl.checker import load
 from eagan_dsl.fmt import format_file
 from runtime import runner
 from runtime.cli import app
+from runtime.display import Reporter
+from runtime.search import Interrupted
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.eagan"
@@ -209,3 +214,57 @@ def test_resume_compares_specs_by_meaning() -> None:
     assert runner.same_meaning(format_file(TINY)[1] + "# a comment\n", text, TINY)
     assert not runner.same_meaning(text.replace("seed: 0", "seed: 1"), text, TINY)
     assert not runner.same_meaning(text.replace("k: 3)", "k: 5)", 1), text, TINY)
+
+
+# 6 ---------------------------------------------------------------------------------------------
+class _Bars(Reporter):
+    """A quiet reporter that records each bar (stage, total, done) and can stop the run."""
+
+    def __init__(self, stop_after: int | None = None) -> None:
+        super().__init__(Console(file=io.StringIO(), width=120), live=False)
+        self.bars: list[tuple[str, int, int]] = []
+        self.stop_after, self.steps = stop_after, 0
+        self.flag: list[bool] = [False]
+
+    def stage_start(self, stage: str, description: str, total: int, done: int = 0) -> None:
+        super().stage_start(stage, description, total, done)
+        self.bars.append((stage, total, done))
+
+    def step(self, d: float, g: float, epoch: int) -> None:
+        super().step(d, g, epoch)
+        self.steps += 1
+        if self.steps == self.stop_after:
+            self.flag[0] = True
+
+
+def test_a_resumed_bar_continues_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.set_num_threads(1)
+    out, first, second = tmp_path / "run", _Bars(stop_after=12), _Bars()
+
+    @contextmanager
+    def signals(flag: list[bool]) -> Iterator[None]:
+        first.flag = flag
+        yield
+
+    program = runner.train_program(load(TINY), GENOME, "FixedD")
+    with monkeypatch.context() as m:
+        m.setattr(runner, "_stop_on_signals", signals)
+        with pytest.raises(Interrupted):
+            runner.run_program(
+                program,
+                TINY,
+                out,
+                "cpu",
+                reporter=first,
+                train={"g": GENOME, "d": "FixedD", "epochs": None},
+            )
+    runner.resume(out, reporter=second)
+    ((stage, total, done),) = second.bars
+    assert (stage, done) == ("fully_train", 12) and first.bars == [(stage, total, 0)]
+    assert second.done == total == 12 + second.steps
+
+    live = Reporter(Console(file=io.StringIO(), width=120), live=True)
+    live.stage_start("search_g", "round 1/2", 20, done=12)
+    assert live.progress.tasks[0].completed == 12

@@ -48,7 +48,8 @@ class TrainStage(Stage):
             if self.epoch >= epochs:
                 self.phase = "eval"
                 break
-            self.announce("train", f"fully-train, {epochs} epochs", epochs * iters)
+            done = self.epoch * iters + self.it
+            self.announce("train", f"fully-train, {epochs} epochs", epochs * iters, done)
             ctx.poll()
             ld, lg = self.trainer.iteration(self.G.module, self.D.module, self.G, self.D)
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
