@@ -285,21 +285,46 @@ def _result_table(result: Any, title: str = "eagan eval") -> Any:
     return t
 
 
+def _recorded_eval(directory: Path) -> dict[str, Any]:
+    """The evaluation settings a run recorded with its final generator (`final/metrics.json`,
+    key "eval"), or {} for an exported generator without them."""
+    for path in (directory / "metrics.json", directory / "final" / "metrics.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        found = record.get("eval") if isinstance(record, dict) else None
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
 def eval_command(
     generator_dir: Annotated[
         Path, typer.Argument(help="an exported generator's directory, or a run directory")
     ],
     dataset: Annotated[
-        str,
-        typer.Option("--data", "-d", help="digits, cifar10, stl10, or a .npz file with mu/sigma"),
-    ] = "digits",
-    n_images: Annotated[
-        int, typer.Option("--images", "-n", help="number of generated images")
-    ] = 5000,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="default: the extractor's per-device choice")
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="digits, cifar10, stl10, or a .npz file with mu/sigma (default: the run's, else digits)",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the latent vectors")] = 0,
+    n_images: Annotated[
+        int | None,
+        typer.Option("--images", "-n", help="generated images (default: the run's, else 5000)"),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", help="default: the run's, else the extractor's per-device choice"
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="seed of the latent vectors (default: the run's, else 0)"),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
     inception_weights: Annotated[
         Path | None,
@@ -319,7 +344,9 @@ def eval_command(
             help="real statistics cache (default $EAGAN_CACHE/stats or ~/.cache/eagan/stats)",
         ),
     ] = None,
-    splits: Annotated[int, typer.Option("--splits", help="IS splits")] = 10,
+    splits: Annotated[
+        int | None, typer.Option("--splits", help="IS splits (default: the run's, else 10)")
+    ] = None,
     bf16: Annotated[
         bool,
         typer.Option(
@@ -331,12 +358,28 @@ def eval_command(
         Path | None, typer.Option("--json-out", help="write the result as JSON here")
     ] = None,
 ) -> None:
-    """IS and FID of an exported generator against a real data set."""
+    """IS and FID of an exported generator against a real data set. On a run's `final/` (or the
+    run directory), the settings the run scored it with are the defaults, so that the run's own
+    numbers are reproduced exactly."""
     from rich.console import Console
 
     from runtime.exported import ExportedError
     from runtime.metrics import MetricsError, run_eval
 
+    recorded = _recorded_eval(generator_dir)
+    if dataset is None:
+        dataset = str(recorded.get("reference", "digits"))
+    n_images = int(recorded.get("images", 5000)) if n_images is None else n_images
+    seed = int(recorded.get("seed", 0)) if seed is None else seed
+    splits = int(recorded.get("splits", 10)) if splits is None else splits
+    if batch_size is None and "batch_size" in recorded:
+        batch_size = int(recorded["batch_size"])
+    if recorded:
+        typer.echo(
+            f"using the run's evaluation settings (data {dataset}, {n_images} images, seed "
+            f"{seed}, {splits} IS split(s)); options override them",
+            err=True,
+        )
     try:
         result = run_eval(
             generator_dir, dataset, n_images, batch_size=batch_size, seed=seed, device=device,

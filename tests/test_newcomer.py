@@ -20,6 +20,7 @@ from runtime import runner
 from runtime.cli import app
 from runtime.display import Reporter
 from runtime.search import Interrupted
+from runtime.search.protocol import derive_seed
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.eagan"
@@ -268,3 +269,24 @@ def test_a_resumed_bar_continues_where_it_stopped(
     live = Reporter(Console(file=io.StringIO(), width=120), live=True)
     live.stage_start("search_g", "round 1/2", 20, done=12)
     assert live.progress.tasks[0].completed == 12
+
+
+# 5 ---------------------------------------------------------------------------------------------
+def test_eval_of_a_runs_final_reproduces_its_numbers(trained: Path) -> None:
+    metrics = _metrics(trained)
+    recorded = metrics["eval"]
+    assert isinstance(recorded, dict)
+    assert recorded["splits"] == 1 and recorded["images"] == metrics["images"] == 128
+    assert recorded["reference"] == "digits" and recorded["extractor"] == "lenet"
+    assert recorded["seed"] == derive_seed(0, "fully_train", "final")
+    for where in (trained / "final", trained):
+        out = where / "eval.json"
+        code, output = _cli("eval", str(where), "--device", "cpu", "--json-out", str(out))
+        assert code == 0, output
+        result = json.loads(out.read_text())
+        assert (result["is_mean"], result["is_std"], result["fid"]) == (
+            metrics["is"],
+            metrics["is_std"],
+            metrics["fid"],
+        )
+        out.unlink()

@@ -55,12 +55,11 @@ class TrainStage(Stage):
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
             self._advance(iters, ctx.checkpoint_every if self.epoch + 1 < epochs else 0, "train")
         final = self.G.evaluated()
+        seed = derive_seed(ctx.seed, self.stage.name, "final")
         scores = on_main(
             ctx.dist,
             lambda: ctx.evaluators["final"].evaluate(
-                EvalWrapper(final, final),
-                int(s["final_images"]),
-                derive_seed(ctx.seed, self.stage.name, "final"),
+                EvalWrapper(final, final), int(s["final_images"]), seed
             ),
         )
         program = ctx.program
@@ -74,6 +73,7 @@ class TrainStage(Stage):
                 "images": int(s["final_images"]),
                 "epochs": epochs,
                 "ema": s["ema"],
+                "eval": ctx.evaluators["final"].protocol(int(s["final_images"]), seed),
             }
         )
         ctx.samples(f"{self.stage.name}_final", EvalWrapper(final, final))
