@@ -610,6 +610,16 @@ def _pick_network(program: Program, genome: str) -> tuple[str, str | None]:
         return text, None
     if ":" in text:
         return text.split(":", 1)[0].strip(), text
+    if text.isidentifier():  # a name, not a genome: the nearest known one
+        import difflib
+
+        names = [*program.networks, *program.fixed]
+        close = difflib.get_close_matches(text, names, n=1)
+        if close:
+            raise ExportError(
+                f"the spec has no network named '{text}'; did you mean '{close[0]}'? "
+                f"(networks: {', '.join(names)})"
+            )
     fits, errors = [], []
     for name, net in program.networks.items():
         space = genome_space(net)

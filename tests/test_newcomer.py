@@ -290,3 +290,16 @@ def test_eval_of_a_runs_final_reproduces_its_numbers(trained: Path) -> None:
             metrics["fid"],
         )
         out.unlink()
+
+
+# 9 ---------------------------------------------------------------------------------------------
+def test_did_you_mean_for_a_misspelt_network(tmp_path: Path) -> None:
+    spec = tmp_path / "s.eagan"
+    spec.write_text(TINY.read_text().replace("discriminator FixedD", "discriminator FixedDisc"))
+    code, output = _cli("export", "--spec", str(spec), "--genome", "FixedDsc", "--out",
+                        str(tmp_path / "x"))  # fmt: skip
+    assert code == 2 and "did you mean 'FixedDisc'?" in output, output
+    code, output = _cli("train", str(spec), "--g", GENOME, "--d", "FixedDsc", "--out",
+                        str(tmp_path / "r"))  # fmt: skip
+    assert code == 2 and "did you mean 'FixedDisc'?" in output, output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "r").exists()

@@ -120,8 +120,13 @@ def resolve_source(ctx: Context, source: Any, role: str) -> Genome:
         and source not in ctx.program.networks
         and source not in ctx.program.fixed
     ):
+        import difflib
+
+        names = [*ctx.program.networks, *ctx.program.fixed]
+        close = difflib.get_close_matches(source, names, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
         raise GenomeError(
-            f"'{source}' is neither a network of the spec nor a genome string NET:op,...|..."
+            f"'{source}' is neither a network of the spec nor a genome string NET:op,...|...{hint}"
         )
     genome = genome_of(ctx.program, source)
     role_of = ctx.program.network(genome.network).role
