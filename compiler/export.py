@@ -4,7 +4,7 @@ STYLE lesson 7 (generated code stands alone and points back): `generator.py` / `
 define one class, `Generator` / `Discriminator`, with the architecture written out line by line
 (no genome interpreter), module-level `LATENT_DIM`, `RESOLUTION`, `CHANNELS`, and a header naming
 the spec and genome. The weights go to `generator.safetensors` / `discriminator.safetensors`, keyed
-for that class. The forward reproduces `compiler.extract.SubNet` term by term, in the same order,
+for that class, and the same to `generator.pt` / `discriminator.pt`, which torch alone loads. The forward reproduces `compiler.extract.SubNet` term by term, in the same order,
 so the exported network's output equals the supernet's bit for bit.
 """
 
@@ -370,8 +370,10 @@ def _assemble(
         "# genome:",
         f"#   {_comment(genome_text or '(none: the network has no searchable edges)')}",
         f"# parameters: {params:,}",
-        "# Imports only torch. Load the weights written next to this file with",
+        "# Imports only torch. Load the weights written next to this file with torch alone",
         f"#   model = {cls}()",
+        f'#   model.load_state_dict(torch.load("{network.role}.pt", weights_only=True))',
+        "# or, with the safetensors package, the same weights from",
         f'#   model.load_state_dict(safetensors.torch.load_file("{network.role}.safetensors"))',
         "",
         "import torch",
@@ -504,7 +506,8 @@ def export_network(
     out_dir: Path | str,
     force: bool = False,
 ) -> ExportResult:
-    """Write `<role>.py`, `<role>.safetensors` and `<role>.json` (the spec and genome, as data)
+    """Write `<role>.py`, `<role>.safetensors`, the same weights as `<role>.pt` (for torch
+    alone) and `<role>.json` (the spec and genome, as data)
     into `out_dir`. Weights: a SuperNet or SubNet
     state dict; None exports freshly initialised weights (seed 0)."""
     network, g, title = resolve(program, network_name_or_fixed, genome)
@@ -522,15 +525,25 @@ def export_network(
     role = network.role
     src_path, w_path = out / f"{role}.py", out / f"{role}.safetensors"
     src_path.write_text(source)
-    from safetensors.torch import save_file
-
-    save_file(
-        _rename(sub.state_dict(), keys),
-        str(w_path),
-        metadata={"spec": program.file, "genome": text},
-    )
+    state = _rename(sub.state_dict(), keys)
+    w_path.write_bytes(_safetensors_bytes(state, {"spec": program.file, "genome": text}))
+    # the same weights for torch alone (`torch.load(..., weights_only=True)` runs no code)
+    torch.save({k: v.contiguous() for k, v in state.items()}, out / f"{role}.pt")
     _write_record(out / f"{role}.json", program, network, title, text)
     return ExportResult(src_path, w_path, text, count_params(network, g))
+
+
+def _safetensors_bytes(state: Mapping[str, torch.Tensor], metadata: dict[str, str]) -> bytes:
+    """The safetensors file with its JSON header's keys sorted: safetensors writes them in hash
+    order, so two identical exports would differ byte for byte."""
+    from safetensors.torch import save
+
+    raw = save(dict(state), metadata=metadata)
+    size = int.from_bytes(raw[:8], "little")
+    header = json.dumps(json.loads(raw[8 : 8 + size]), sort_keys=True, separators=(",", ":"))
+    encoded = header.encode()
+    encoded += b" " * (-len(encoded) % 8)  # the data stays 8-byte aligned, as safetensors keeps it
+    return len(encoded).to_bytes(8, "little") + encoded + raw[8 + size :]
 
 
 def _write_record(
@@ -551,6 +564,27 @@ def _write_record(
     path.write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
+def weights_problem(err: BaseException) -> str:
+    """What is wrong with a weights file that torch or safetensors cannot read, in eagan's words:
+    never the readers' advice to load it unsafely (`weights_only=False` runs the file's code)."""
+    import pickle
+
+    text = str(err)
+    if isinstance(err, pickle.UnpicklingError):
+        if "can still be loaded" in text or "GLOBAL" in text or "Unsupported global" in text:
+            return (
+                "it holds Python objects besides tensors; eagan loads only tensors, so that no "
+                "code in a weights file ever runs: save a plain state dict"
+            )
+        return "it is not a PyTorch weights file, or it is damaged"
+    if "zip archive" in text or "central directory" in text:
+        return "it is damaged or truncated (not a complete PyTorch zip archive)"
+    if type(err).__name__ == "SafetensorError":
+        return f"it is not a valid safetensors file, or it is damaged ({(text.splitlines() or [''])[0][:200]})"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {first[:200]}"
+
+
 def _load_weights(path: Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise ExportError(f"weights file {path} does not exist")
@@ -561,7 +595,7 @@ def _load_weights(path: Path) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any reader failure is the user's file
-        raise ExportError(f"cannot read weights file {path}: {err}") from None
+        raise ExportError(f"cannot read weights file {path}: {weights_problem(err)}") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ExportError(
             f"weights file {path} is not a state dict (a mapping of names to tensors)"
@@ -576,6 +610,16 @@ def _pick_network(program: Program, genome: str) -> tuple[str, str | None]:
         return text, None
     if ":" in text:
         return text.split(":", 1)[0].strip(), text
+    if text.isidentifier():  # a name, not a genome: the nearest known one
+        import difflib
+
+        names = [*program.networks, *program.fixed]
+        close = difflib.get_close_matches(text, names, n=1)
+        if close:
+            raise ExportError(
+                f"the spec has no network named '{text}'; did you mean '{close[0]}'? "
+                f"(networks: {', '.join(names)})"
+            )
     fits, errors = [], []
     for name, net in program.networks.items():
         space = genome_space(net)

@@ -4,13 +4,11 @@ failure during the run exits 1; never a traceback for a user's mistake."""
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import json
 import os
 import sys
 from pathlib import Path
-from types import MappingProxyType
 from typing import Annotated, Any
 
 import typer
@@ -99,6 +97,16 @@ def run_command(
         _fail(f"--device must be auto, cpu or cuda, not {device}")
     if spec is None and resume is None:
         _fail("give a SPEC to run, or --resume DIR to continue a run")
+    _check_seed(seed)
+    if resume is not None:
+        given = {"--seed": seed is not None, "--quick": quick}
+        given["--out"] = out is not None and out.resolve() != resume.resolve()
+        if any(given.values()):
+            flags = " and ".join(flag for flag, on in given.items() if on)
+            _fail(
+                f"{flags} cannot be combined with --resume: a resumed run keeps the settings it "
+                f"started with ({resume / 'resolved.json'}); drop {flags}"
+            )
     try:
         if resume is not None:
             _guarded(
@@ -186,35 +194,39 @@ def train_command(
     seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
     force: Annotated[bool, typer.Option("--force")] = False,
 ) -> None:
-    """Fully train one (G, D) pair from scratch with the spec's fully-train settings."""
+    """Fully train one (G, D) pair from scratch with the spec's fully-train settings.
+    Ctrl-C saves a checkpoint and exits 130; `eagan run --resume DIR` continues it."""
     from runtime import runner
+    from runtime.search import Interrupted
+
+    if epochs is not None and epochs < 1:
+        _fail(f"--epochs must be at least 1, not {epochs}")
+    _check_seed(seed)
 
     def go() -> Path:
         from eagan_dsl.checker import load
 
-        program = load(spec)
-        stage = next((s for s in program.stages if s.kind == "train"), None)
-        settings: dict[str, Any] = dict(stage.settings) if stage else {}
-        if stage is None:
-            from eagan_dsl.settings import TRAIN_STAGE
-
-            settings = {k.name: k.default for k in TRAIN_STAGE}
-            for block in ("train", "evaluate"):
-                settings.update(program.blocks[block])
-        settings["g"], settings["d"] = g, d
-        if epochs is not None:
-            settings["epochs"] = epochs
-        from eagan_dsl.ir import StageIR
-
-        train_stage = StageIR(
-            stage.name if stage else "fully_train", "train", MappingProxyType(settings)
-        )
-        only = dataclasses.replace(program, stages=(train_stage,))
+        only = runner.train_program(load(spec), g, d, epochs)
         return runner.run_program(
-            only, spec, out or Path("runs") / f"{spec.stem}-train", device, seed, force
+            only,
+            spec,
+            out or Path("runs") / f"{spec.stem}-train",
+            device,
+            seed,
+            force,
+            train={"g": g, "d": d, "epochs": epochs},
         )
 
-    _guarded(go)
+    try:
+        _guarded(go)
+    except Interrupted:
+        raise typer.Exit(130) from None
+
+
+def _check_seed(seed: int | None) -> None:
+    """The range the spec language allows for `run { seed: ... }`."""
+    if seed is not None and not 0 <= seed < 2**63:
+        _fail(f"--seed must be in [0, 2**63 - 1] (as the spec's run seed), not {seed}")
 
 
 def sample_command(
@@ -226,6 +238,12 @@ def sample_command(
     seed: Annotated[int, typer.Option(help="seed of the latent vectors")] = 0,
 ) -> None:
     """Write a grid of N images from a run's final generator."""
+    if n < 1:
+        _fail(f"-n must be at least 1, not {n}")
+    if out.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        _fail(f"--out {out}: give a .png (or .jpg) file name")
+    if not out.parent.is_dir():
+        _fail(f"--out {out}: the folder {out.parent} does not exist")
     import torch
     from torchvision.utils import save_image
 
@@ -267,21 +285,46 @@ def _result_table(result: Any, title: str = "eagan eval") -> Any:
     return t
 
 
+def _recorded_eval(directory: Path) -> dict[str, Any]:
+    """The evaluation settings a run recorded with its final generator (`final/metrics.json`,
+    key "eval"), or {} for an exported generator without them."""
+    for path in (directory / "metrics.json", directory / "final" / "metrics.json"):
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        found = record.get("eval") if isinstance(record, dict) else None
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
 def eval_command(
     generator_dir: Annotated[
         Path, typer.Argument(help="an exported generator's directory, or a run directory")
     ],
     dataset: Annotated[
-        str,
-        typer.Option("--data", "-d", help="digits, cifar10, stl10, or a .npz file with mu/sigma"),
-    ] = "digits",
-    n_images: Annotated[
-        int, typer.Option("--images", "-n", help="number of generated images")
-    ] = 5000,
-    batch_size: Annotated[
-        int | None, typer.Option("--batch-size", help="default: the extractor's per-device choice")
+        str | None,
+        typer.Option(
+            "--data",
+            "-d",
+            help="digits, cifar10, stl10, or a .npz file with mu/sigma (default: the run's, else digits)",
+        ),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="seed of the latent vectors")] = 0,
+    n_images: Annotated[
+        int | None,
+        typer.Option("--images", "-n", help="generated images (default: the run's, else 5000)"),
+    ] = None,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size", help="default: the run's, else the extractor's per-device choice"
+        ),
+    ] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="seed of the latent vectors (default: the run's, else 0)"),
+    ] = None,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda")] = "auto",
     inception_weights: Annotated[
         Path | None,
@@ -301,7 +344,9 @@ def eval_command(
             help="real statistics cache (default $EAGAN_CACHE/stats or ~/.cache/eagan/stats)",
         ),
     ] = None,
-    splits: Annotated[int, typer.Option("--splits", help="IS splits")] = 10,
+    splits: Annotated[
+        int | None, typer.Option("--splits", help="IS splits (default: the run's, else 10)")
+    ] = None,
     bf16: Annotated[
         bool,
         typer.Option(
@@ -313,12 +358,28 @@ def eval_command(
         Path | None, typer.Option("--json-out", help="write the result as JSON here")
     ] = None,
 ) -> None:
-    """IS and FID of an exported generator against a real data set."""
+    """IS and FID of an exported generator against a real data set. On a run's `final/` (or the
+    run directory), the settings the run scored it with are the defaults, so that the run's own
+    numbers are reproduced exactly."""
     from rich.console import Console
 
     from runtime.exported import ExportedError
     from runtime.metrics import MetricsError, run_eval
 
+    recorded = _recorded_eval(generator_dir)
+    if dataset is None:
+        dataset = str(recorded.get("reference", "digits"))
+    n_images = int(recorded.get("images", 5000)) if n_images is None else n_images
+    seed = int(recorded.get("seed", 0)) if seed is None else seed
+    splits = int(recorded.get("splits", 10)) if splits is None else splits
+    if batch_size is None and "batch_size" in recorded:
+        batch_size = int(recorded["batch_size"])
+    if recorded:
+        typer.echo(
+            f"using the run's evaluation settings (data {dataset}, {n_images} images, seed "
+            f"{seed}, {splits} IS split(s)); options override them",
+            err=True,
+        )
     try:
         result = run_eval(
             generator_dir, dataset, n_images, batch_size=batch_size, seed=seed, device=device,

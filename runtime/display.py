@@ -58,7 +58,12 @@ def population_table(
 
 class Reporter:
     def __init__(self, console: Console | None = None, live: bool | None = None) -> None:
-        self.console = console or Console(stderr=True)
+        if console is None:
+            # not a terminal (a log file, CI): lines are never hard-wrapped at 80 columns, so
+            # that genome strings stay whole and can be copied
+            probe = Console(stderr=True)
+            console = Console(stderr=True, soft_wrap=not probe.is_terminal)
+        self.console = console
         self.live_mode = self.console.is_terminal if live is None else live
         self.progress = Progress(
             TextColumn("[bold]{task.fields[stage]}[/] {task.description}"),
@@ -98,19 +103,26 @@ class Reporter:
         return Group(*parts)
 
     def message(self, text: str) -> None:
-        self.console.print(text, markup=False, highlight=False)
+        self.console.print(text, markup=False, highlight=False, soft_wrap=not self.live_mode)
 
-    def stage_start(self, stage: str, description: str, total: int) -> None:
-        self.stage, self.done, self.total = stage, 0, total
+    def stage_start(self, stage: str, description: str, total: int, done: int = 0) -> None:
+        """A new bar; `done` iterations are behind already (a resumed stage)."""
+        self.stage, self.done, self.total = stage, done, total
         if self.live_mode:
             if self.task is not None:
                 self.progress.update(self.task, visible=False)
-            self.task = self.progress.add_task(description, total=total, stage=stage, losses="")
+            self.task = self.progress.add_task(
+                description, total=total, completed=done, stage=stage, losses=""
+            )
             if self.live is not None:
                 self.live.update(self._render())
         else:
             self.console.print(
-                f"[{stage}] {description} ({total} iterations)", highlight=False, markup=False
+                f"[{stage}] {description} ({total} iterations"
+                + (f", resumed at {done})" if done else ")"),
+                highlight=False,
+                markup=False,
+                soft_wrap=True,
             )
             self.last_log = time.monotonic()
 
@@ -125,6 +137,7 @@ class Reporter:
                 f"[{self.stage}] epoch {epoch + 1} iteration {self.done}/{self.total} {self.losses}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )
 
     def round_table(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]]) -> None:
@@ -139,4 +152,5 @@ class Reporter:
                 f"params {best['params']:,} · first front {front}/{len(records)} · {best['genome']}",
                 highlight=False,
                 markup=False,
+                soft_wrap=True,
             )

@@ -31,6 +31,7 @@ class Evaluator:
         self.device = device
         self.splits = int(settings["splits"])
         self.batch = int(settings["eval_batch"])
+        self.settings = settings
         self.extractor = self._extractor(
             str(settings["extractor"]), str(settings["quantize"]), inception_weights
         )
@@ -59,6 +60,21 @@ class Evaluator:
             device=self.device,
             root=data.root,
         )
+
+    def protocol(self, n: int, seed: int) -> dict[str, Any]:
+        """What `eagan eval` needs to reproduce a score of `evaluate(generate, n, seed)` exactly
+        (recorded in final/metrics.json; `eagan eval RUN/final` uses it by default)."""
+        stats = self.settings.get("stats")
+        return {
+            "images": n,
+            "seed": seed,
+            "splits": self.splits,
+            "batch_size": self.batch,
+            "extractor": str(self.settings["extractor"]),
+            "quantize": str(self.settings["quantize"]),
+            # the real statistics: a data set's name, or the spec's `stats:` file
+            "reference": str(stats) if stats else self.program.data.name,
+        }
 
     def evaluate(
         self, generate: Callable[[torch.Tensor], torch.Tensor], n: int, seed: int

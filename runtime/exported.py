@@ -140,7 +140,7 @@ def _weights(d: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     st, pt = d / f"{ROLE}.safetensors", d / f"{ROLE}.pt"
     path = st if st.is_file() else pt if pt.is_file() else None
     if path is None:
-        raise ExportedError(f"no weights in {d}: expected {ROLE}.safetensors")
+        raise ExportedError(f"no weights in {d}: expected {ROLE}.safetensors or {ROLE}.pt")
     try:
         if path == st:
             from safetensors.torch import load_file
@@ -149,10 +149,9 @@ def _weights(d: Path) -> tuple[Path, dict[str, torch.Tensor]]:
         else:  # a state dict saved by torch; weights_only: no code runs
             state = torch.load(pt, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any reader failure is the user's file
-        first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
-        raise ExportedError(
-            f"{path}: the weights cannot be read ({type(err).__name__}: {first[:300]})"
-        ) from None
+        from compiler.export import weights_problem
+
+        raise ExportedError(f"{path}: the weights cannot be read: {weights_problem(err)}") from None
     if not isinstance(state, dict) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
     ):

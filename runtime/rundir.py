@@ -118,8 +118,12 @@ RUN_FILES: dict[str, tuple[str, ...]] = {
     "final": (
         "generator.py",
         "generator.safetensors",
+        "generator.json",
+        "generator.pt",
         "discriminator.py",
         "discriminator.safetensors",
+        "discriminator.json",
+        "discriminator.pt",
         "metrics.json",
         ".*.tmp",
     ),
@@ -150,6 +154,21 @@ def clear_run_files(root: Path) -> None:
             for path in folder.glob(pattern):
                 if path.is_file() or path.is_symlink():
                     path.unlink(missing_ok=True)
+
+
+def discard_run(root: Path, remove_root: bool) -> None:
+    """Undo a run that failed before its first real checkpoint: its files go, then the folders it
+    made when they are empty, the lock when nothing else is left, and ROOT itself when
+    `remove_root` (this run created it) and it is empty; a user's own files stay."""
+    clear_run_files(root)
+    for sub in ("final/best", "final", "samples", "plots", "checkpoints", "tb"):
+        folder = root / sub
+        if folder.is_dir() and not folder.is_symlink() and not any(folder.iterdir()):
+            folder.rmdir()
+    if root.is_dir() and all(p.name == LOCK for p in root.iterdir()):
+        (root / LOCK).unlink(missing_ok=True)
+        if remove_root:
+            root.rmdir()
 
 
 class RunLock:

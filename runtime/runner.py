@@ -7,7 +7,7 @@ import dataclasses
 import io
 import json
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import MappingProxyType
@@ -25,7 +25,15 @@ from runtime.display import Reporter
 from runtime.dist import Dist, from_env, on_main, rank_device
 from runtime.evaluator import Evaluator
 from runtime.plots import curves_plot, pareto_plot
-from runtime.rundir import History, RunDir, RunDirError, RunLock, atomic_write, environment
+from runtime.rundir import (
+    History,
+    RunDir,
+    RunDirError,
+    RunLock,
+    atomic_write,
+    discard_run,
+    environment,
+)
 from runtime.search import Context, Interrupted, StageResult, TrainStage, make_stage
 
 QUICK = {"rounds": 2, "epochs": 1, "warmup": 1, "population": 4, "images": 256, "final_images": 512}
@@ -44,6 +52,29 @@ def quick_program(program: Program) -> Program:
             s["epochs"] = min(int(s["epochs"]), 2)
         stages.append(dataclasses.replace(st, settings=MappingProxyType(s)))
     return dataclasses.replace(program, stages=tuple(stages))
+
+
+def train_program(program: Program, g: str, d: str, epochs: int | None = None) -> Program:
+    """`eagan train`: the spec reduced to one fully-train stage of (G, D), with the spec's own
+    fully-train settings (or the defaults and the train/evaluate blocks when it has none). A
+    resumed `train` run is rebuilt from the same arguments (recorded in resolved.json)."""
+    from eagan_dsl.ir import StageIR
+
+    stage = next((s for s in program.stages if s.kind == "train"), None)
+    settings: dict[str, Any] = dict(stage.settings) if stage else {}
+    if stage is None:
+        from eagan_dsl.settings import TRAIN_STAGE
+
+        settings = {k.name: k.default for k in TRAIN_STAGE}
+        for block in ("train", "evaluate"):
+            settings.update(program.blocks[block])
+    settings["g"], settings["d"] = g, d
+    if epochs is not None:
+        settings["epochs"] = epochs
+    train_stage = StageIR(
+        stage.name if stage else "fully_train", "train", MappingProxyType(settings)
+    )
+    return dataclasses.replace(program, stages=(train_stage,))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -223,6 +254,8 @@ class Runner:
         self.current: Any = None
         self.pending: dict[str, Any] | None = None
         self.restored: ckpt.Loaded | None = None
+        # a checkpoint after the "start" one (or a resume): the run holds work worth keeping
+        self.progressed = False
 
     # ------------------------------------------------------------------------ checkpoints
     def state(self) -> dict[str, Any]:
@@ -251,6 +284,7 @@ class Runner:
         }
         state = self.state()
         on_main(self.dist, lambda: ckpt.save(self.run_dir.checkpoints, state, meta))
+        self.progressed = self.progressed or reason != "start"
 
     def restore(self, loaded: ckpt.Loaded) -> None:
         state = loaded.state
@@ -272,6 +306,7 @@ class Runner:
         self.restored = None
         if resume is not None:
             self.restore(resume)
+            self.progressed = True
         else:
             self.save("start")  # so that a run killed at any later point can be resumed
         report = self.ctx.report
@@ -371,7 +406,11 @@ def run_program(
     reporter: Reporter | None = None,
     quick: bool = False,
     observe: Callable[[str, dict[str, Any]], None] | None = None,
+    train: dict[str, Any] | None = None,
 ) -> Path:
+    """Run PROGRAM into OUT. `train` (the `eagan train` arguments g, d, epochs) is recorded, so
+    that a resumed train run is again a train run. A run that fails before its first checkpoint
+    after the start leaves no run directory behind (the corrected command can use OUT)."""
     dist = from_env()
     dev = rank_device(dist, resolve_device(device))
     seed = int(program.blocks["run"]["seed"]) if seed is None else seed
@@ -379,14 +418,21 @@ def run_program(
     env = environment(str(dev), seed)
     env["quick"] = quick
     env["world_size"] = dist.world
+    if train is not None:
+        env["train"] = train
 
     lock = RunLock(out)  # rank 0 holds DIR/.lock for the run's life
 
+    made: list[bool] = []  # this process created (or replaced) the run directory
+
     def create() -> RunDir:
         run_dir = RunDir.create(out, spec, force=force, lock=lock)
+        made.append(True)
         run_dir.write_resolved(program, env)
         return run_dir
 
+    created = not out.exists()
+    runner: Runner | None = None
     try:
         run_dir = on_main(dist, create)
         report = reporter or Reporter()
@@ -400,6 +446,12 @@ def run_program(
             )
         runner = Runner(program, run_dir, dev, seed, report, inception_weights, observe, dist)
         _run_and_close(dist, runner)
+    except Interrupted:
+        raise
+    except BaseException:
+        if made and (runner is None or not runner.progressed):
+            discard_run(out, created)
+        raise
     finally:
         lock.release()
     return out
@@ -464,6 +516,9 @@ def _resume_run(
         file=resolved.get("file") or str(saved_spec),
         data=dataclasses.replace(program.data, root=root),
     )
+    train = env.get("train")
+    if isinstance(train, dict):  # an `eagan train` run: one fully-train stage again
+        program = train_program(program, train["g"], train["d"], train.get("epochs"))
     if env.get("quick"):
         program = quick_program(program)
     report = reporter or Reporter()
@@ -518,7 +573,9 @@ def _read_run(
         ) from None
     resolved = _read_resolved(resolved_path)
     env = resolved["environment"]
-    if spec is not None and spec.read_text(encoding="utf-8", errors="replace") != text:
+    if spec is not None and not same_meaning(
+        spec.read_text(encoding="utf-8", errors="replace"), text, spec
+    ):
         if not force:
             raise RunDirError(
                 f"{spec} differs from the spec this run was started with ({saved_spec}); resume without "
@@ -531,6 +588,32 @@ def _read_run(
     loaded = ckpt.load_latest(run_dir.checkpoints)
     _check_history(out / "history.jsonl", loaded)
     return text, resolved, loaded
+
+
+def _meaning(value: Any) -> Any:
+    """A checked program as plain data without source positions: what the spec says, not where
+    (comments and layout are not in the program at all)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (
+            type(value).__name__,
+            tuple(
+                (f.name, _meaning(getattr(value, f.name)))
+                for f in dataclasses.fields(value)
+                if f.name not in ("span", "file")
+            ),
+        )
+    if isinstance(value, Mapping):
+        return tuple((str(k), _meaning(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_meaning(v) for v in value)
+    return value
+
+
+def same_meaning(text: str, saved: str, path: Path) -> bool:
+    """Resume compares specs by meaning: `eagan fmt` (layout, comments) changes nothing."""
+    if text == saved:
+        return True
+    return bool(_meaning(check_text(text, str(path))) == _meaning(check_text(saved, str(path))))
 
 
 def _read_resolved(path: Path) -> dict[str, Any]:
@@ -561,6 +644,7 @@ def _read_resolved(path: Path) -> dict[str, Any]:
         "environment.threads": (env.get("threads"), (int, type(None))),
         "environment.quick": (env.get("quick", False), (bool,)),
         "environment.forced_spec_changes": (env.get("forced_spec_changes", []), (list,)),
+        "environment.train": (env.get("train"), (dict, type(None))),
     }
     for name, (value, types) in checks.items():
         if not isinstance(value, types):
@@ -568,6 +652,13 @@ def _read_resolved(path: Path) -> dict[str, Any]:
     root = resolved.get("data", {}).get("root")
     if not isinstance(root, (str, type(None))):
         raise damaged("'data.root' is not a path")
+    train = env.get("train")
+    if isinstance(train, dict) and not (
+        isinstance(train.get("g"), str)
+        and isinstance(train.get("d"), str)
+        and isinstance(train.get("epochs"), (int, type(None)))
+    ):
+        raise damaged("'environment.train' does not hold g, d and epochs")
     return resolved
 
 

@@ -166,7 +166,7 @@ def _record_edit(d: Path, **changes) -> None:
     "breakage,message",
     [
         (lambda d: (d / "generator.json").unlink(), "holds no exported generator"),
-        (lambda d: (d / "generator.safetensors").unlink(), "no weights"),
+        (lambda d: [(d / f"generator.{x}").unlink() for x in ("safetensors", "pt")], "no weights"),
         (lambda d: (d / "generator.safetensors").write_bytes(b"junk"), "cannot be read"),
         (lambda d: _record_edit(d, genome=OTHER), "do not fit"),
         (lambda d: _record_edit(d, genome="G:nearest"), "bad genome"),

@@ -45,6 +45,13 @@ RUNNER = textwrap.dedent(
     print(module.LATENT_DIM, module.RESOLUTION, module.CHANNELS)
     """
 )
+# issue 20 item 12: the header's torch-only way, in a process where safetensors cannot be imported
+TORCH_ONLY = RUNNER.replace(
+    "from safetensors.torch import load_file", 'sys.modules["safetensors"] = None'
+).replace(
+    'model.load_state_dict(load_file(sys.argv[1] + ".safetensors"))',
+    'model.load_state_dict(torch.load(sys.argv[1] + ".pt", weights_only=True))',
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +90,10 @@ def test_exported_module_reproduces_the_supernet(tiny: Program, name: str, tmp_p
         result = export_network(tiny, name, genome, supernet.state_dict(), out_dir)
         role = supernet.network.role
         assert sorted(p.name for p in out_dir.iterdir()) == [
-            f"{role}.{x}" for x in ("json", "py", "safetensors")
+            f"{role}.{x}" for x in ("json", "pt", "py", "safetensors")
         ]
+        source_text = result.source.read_text()
+        assert f'torch.load("{role}.pt", weights_only=True)' in source_text
         source = result.source.read_text()
         assert supernet.space.encode(genome) in source and "tiny.eagan" in source
         imports = [line for line in source.splitlines() if line.startswith(("import ", "from "))]
@@ -99,20 +108,30 @@ def test_exported_module_reproduces_the_supernet(tiny: Program, name: str, tmp_p
             torch.set_num_threads(max(1, os.cpu_count() or 1))
         torch.save((x, expected), out_dir / "io.pt")
         cls = "Generator" if role == "generator" else "Discriminator"
-        run = subprocess.run(
-            [sys.executable, "-S", "-c", RUNNER, role, cls],
-            cwd=out_dir,
-            env=clean_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr
-        lines = run.stdout.split("\n")
-        assert lines[0] == "EQUAL"
-        net = supernet.network
-        assert lines[1] == f"{net.latent_dim} {net.resolution} {net.image_channels}"
+        for runner in (RUNNER, TORCH_ONLY) if i == 0 else (RUNNER,):
+            run = subprocess.run(
+                [sys.executable, "-S", "-c", runner, role, cls],
+                cwd=out_dir,
+                env=clean_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+            assert run.returncode == 0, run.stderr
+            lines = run.stdout.split("\n")
+            assert lines[0] == "EQUAL"
+            net = supernet.network
+            assert lines[1] == f"{net.latent_dim} {net.resolution} {net.image_channels}"
+
+
+def test_two_identical_exports_are_byte_identical(tiny: Program, tmp_path: Path) -> None:
+    supernet = trained_supernet(tiny, "G")
+    genome = supernet.random_genome(random.Random(1))
+    for name in ("a", "b"):
+        export_network(tiny, "G", genome, supernet.state_dict(), tmp_path / name)
+    for file in ("generator.safetensors", "generator.pt", "generator.py", "generator.json"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
 
 
 def test_export_of_fixed_and_cell_free_networks(tiny: Program, tmp_path: Path) -> None:

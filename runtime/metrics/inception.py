@@ -334,10 +334,12 @@ def inception_v3_fid(
     )
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - any reader failure is the user's file
+        from compiler.export import weights_problem
+
         raise MetricsError(
-            f"{path}: cannot be read as a PyTorch weight file ({type(e).__name__}: {e})"
-        ) from e
+            f"{path}: cannot be read as a PyTorch weight file: {weights_problem(e)}"
+        ) from None
     model = InceptionV3FID(quantize=quantize)
     model.load_state_dict(_check_state_dict(model, sd, path), strict=True)
     model.weights_id = f"inception-2015-12-05:sha256:{sha256_file(path)[:16]}"

@@ -48,18 +48,18 @@ class TrainStage(Stage):
             if self.epoch >= epochs:
                 self.phase = "eval"
                 break
-            self.announce("train", f"fully-train, {epochs} epochs", epochs * iters)
+            done = self.epoch * iters + self.it
+            self.announce("train", f"fully-train, {epochs} epochs", epochs * iters, done)
             ctx.poll()
             ld, lg = self.trainer.iteration(self.G.module, self.D.module, self.G, self.D)
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
             self._advance(iters, ctx.checkpoint_every if self.epoch + 1 < epochs else 0, "train")
         final = self.G.evaluated()
+        seed = derive_seed(ctx.seed, self.stage.name, "final")
         scores = on_main(
             ctx.dist,
             lambda: ctx.evaluators["final"].evaluate(
-                EvalWrapper(final, final),
-                int(s["final_images"]),
-                derive_seed(ctx.seed, self.stage.name, "final"),
+                EvalWrapper(final, final), int(s["final_images"]), seed
             ),
         )
         program = ctx.program
@@ -73,6 +73,7 @@ class TrainStage(Stage):
                 "images": int(s["final_images"]),
                 "epochs": epochs,
                 "ema": s["ema"],
+                "eval": ctx.evaluators["final"].protocol(int(s["final_images"]), seed),
             }
         )
         ctx.samples(f"{self.stage.name}_final", EvalWrapper(final, final))
@@ -119,8 +120,13 @@ def resolve_source(ctx: Context, source: Any, role: str) -> Genome:
         and source not in ctx.program.networks
         and source not in ctx.program.fixed
     ):
+        import difflib
+
+        names = [*ctx.program.networks, *ctx.program.fixed]
+        close = difflib.get_close_matches(source, names, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
         raise GenomeError(
-            f"'{source}' is neither a network of the spec nor a genome string NET:op,...|..."
+            f"'{source}' is neither a network of the spec nor a genome string NET:op,...|...{hint}"
         )
     genome = genome_of(ctx.program, source)
     role_of = ctx.program.network(genome.network).role

@@ -79,7 +79,7 @@ class OneToOne:
     _live_job: dict[str, Any] | None
     privates: dict[int, dict[str, Any]]
 
-    announce: Callable[[str, str, int], None]  # from `Stage`
+    announce: Callable[..., None]  # from `Stage`
 
     # ------------------------------------------------------------ one-to-one: the pairs
     def _train_round(self) -> bool:
@@ -99,6 +99,8 @@ class OneToOne:
             f"round{self.round}",
             f"round {self.round + 1}/{self.R}: {self.P} pairs × {quota} iterations",
             blocks * quota,
+            # a resumed round: this rank's pairs already trained
+            quota * sum(1 for j in self.pairs_done if j % dist.world == dist.rank),
         )
         for first in range(0, self.P, dist.world):
             j = first + dist.rank

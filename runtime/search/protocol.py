@@ -138,10 +138,12 @@ class Stage:
         self.s = dict(stage.settings)
         self._announced = ""
 
-    def announce(self, key: str, description: str, total: int) -> None:
+    def announce(self, key: str, description: str, total: int, done: int = 0) -> None:
+        """A progress bar of `total` iterations, `done` of them behind (a resumed stage's bar
+        continues where it stopped)."""
         if self._announced != key:
             self._announced = key
-            self.ctx.report.stage_start(self.stage.name, description, total)
+            self.ctx.report.stage_start(self.stage.name, description, total, done)
 
     def counters(self) -> dict[str, Any]:
         return {"phase": self.phase, "epoch": self.epoch, "it": self.it}

@@ -93,7 +93,10 @@ class Evolving(Stage):
                     self._start_population()
                     self.phase, self.epoch, self.it = "train", 0, 0
                     continue
-                self.announce("warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters)
+                done = self.epoch * iters + self.it
+                self.announce(
+                    "warmup", f"warm-up, {s['warmup']} epochs", int(s["warmup"]) * iters, done
+                )
                 ctx.poll()
                 try:
                     ld, lg = self._warm_iteration()
@@ -106,8 +109,9 @@ class Evolving(Stage):
                     self.phase, self.records = "eval", []
                     self._trained()
                     continue
+                done = self.epoch * iters + self.it
                 self.announce(
-                    f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters
+                    f"round{self.round}", f"round {self.round + 1}/{self.R}", self.E * iters, done
                 )
                 ctx.poll()
                 i = self._draw(self.epoch * iters + self.it)
