@@ -11,6 +11,7 @@ environment, `runtime.dist.from_env`).
     python bench/distributed.py                                  # digits spec, 1 and 2 processes, CPU
     python bench/distributed.py --device cuda --nproc 1 2 4 8    # a multi-GPU node
     python bench/distributed.py --spec specs/cifar10.eagan --device cuda --nproc 1 8 --rounds 1
+    python bench/distributed.py --nproc 2 --rounds 0 --bytes     # bytes of stage 2's exchange
 """
 
 from __future__ import annotations
@@ -80,6 +81,23 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
         dist=dist,
     )
     stage = SearchStage(ctx, stage_ir)
+    sizes: dict[str, list[int]] = {"before": [], "after": []}
+    if args.bytes:
+        # the bytes one rank puts into a block's all_gather_object (pickled, as torch sends them):
+        # the exchange as it is (`_pair_result`) and the whole job state it replaced (`_job_state`)
+        import pickle
+
+        from runtime.dist import to_cpu
+
+        result = stage._pair_result
+
+        def counted(job: dict[str, Any]) -> dict[str, Any]:
+            out = result(job)
+            sizes["after"].append(len(pickle.dumps(to_cpu(out))))
+            sizes["before"].append(len(pickle.dumps(to_cpu(stage._job_state(job)))))
+            return out
+
+        stage._pair_result = counted  # type: ignore[method-assign]
     stage._start_population()
     stage.phase = "train"
     times = []
@@ -93,13 +111,24 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         dist.barrier()
-        if r:
+        if r or not args.rounds:  # --rounds 0: the one untimed round's time
             times.append(time.perf_counter() - t0)
+    every = dist.gather(sizes)
     if dist.main:
         quota = max(stage.E * stage.trainer.iterations_per_epoch() // stage.P, 1)
-        Path(out).write_text(
-            json.dumps({"world": world, "round_s": times, "pairs": stage.P, "quota": quota})
-        )
+        row: dict[str, Any] = {"world": world, "round_s": times, "pairs": stage.P, "quota": quota}
+        if args.bytes:
+            # all_gather_object pads every rank's bytes to the block's largest: each rank
+            # receives W × max per block
+            for when in ("before", "after"):
+                per_rank = [r[when] for r in every]
+                blocks = [max(b) for b in zip(*per_rank)]
+                row[f"bytes_{when}"] = {
+                    "sent_per_rank_per_block": sum(sum(r) for r in per_rank)
+                    / sum(len(r) for r in per_rank),
+                    "received_per_rank_per_block": world * sum(blocks) / len(blocks),
+                }
+        Path(out).write_text(json.dumps(row))
     dist.close()
 
 
@@ -125,6 +154,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2, help="timed rounds (after one untimed)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--bytes",
+        action="store_true",
+        help="count the bytes of stage 2's exchange per block (before/after sending only what "
+        "other ranks need)",
+    )
     args = ap.parse_args()
 
     from rich.console import Console
@@ -156,6 +191,16 @@ def main() -> None:
             f"{speed / row['world'] * rows[0]['world']:.0%}",
         )
     Console().print(table)
+    for row in rows:
+        if "bytes_after" in row:
+            b, a = row["bytes_before"], row["bytes_after"]
+            print(
+                f"{row['world']} processes, stage-2 exchange per block: sent per rank "
+                f"{b['sent_per_rank_per_block'] / 1e6:.3f} MB before, "
+                f"{a['sent_per_rank_per_block'] / 1e6:.3f} MB after; received per rank "
+                f"{b['received_per_rank_per_block'] / 1e6:.3f} MB before, "
+                f"{a['received_per_rank_per_block'] / 1e6:.3f} MB after"
+            )
     print(
         f"speed-up relative to {rows[0]['world']} process(es), best of {args.rounds} timed rounds, same invocation"
     )

@@ -148,6 +148,13 @@ RUN = (
         minimum=1,
     ),
     _k("device", "enum", "auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda")),
+    _k(
+        "sync_bn",
+        "bool",
+        False,
+        "on many processes, data-parallel steps normalise by the global batch's BatchNorm "
+        "statistics (SyncBatchNorm) instead of each rank's slice; off: per slice, averaged after",
+    ),
 )
 
 SEARCH_STAGE = (

@@ -80,6 +80,14 @@ def run_command(
         int,
         typer.Option("--nproc", help="processes on this machine (launches torchrun; one per GPU)"),
     ] = 1,
+    resume_if_exists: Annotated[
+        bool,
+        typer.Option(
+            "--resume-if-exists",
+            help="resume the run in --out if it holds one (same spec), else start it: for "
+            "torchrun --max-restarts and schedulers that requeue the same command",
+        ),
+    ] = False,
 ) -> None:
     """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export.
     Ctrl-C saves a checkpoint and exits 130; `--resume DIR` continues from it."""
@@ -107,6 +115,8 @@ def run_command(
                 f"{flags} cannot be combined with --resume: a resumed run keeps the settings it "
                 f"started with ({resume / 'resolved.json'}); drop {flags}"
             )
+    if resume_if_exists and spec is not None and resume is None:
+        resume = _existing_run(out or Path("runs") / spec.stem)
     try:
         if resume is not None:
             _guarded(
@@ -152,8 +162,21 @@ def run_command(
         typer.echo(f"run finished: {target}")
 
 
+def _existing_run(out: Path) -> Path | None:
+    """--resume-if-exists: `out` when it holds a run (then resumed, with SPEC checked against the
+    run's own spec), else None (a fresh run). Under torchrun rank 0 decides for every rank,
+    before any rank writes."""
+    from runtime.dist import from_env, launched, on_main
+    from runtime.rundir import is_run
+
+    if not launched():
+        return out if is_run(out) else None
+    return on_main(from_env(), lambda: out if is_run(out) else None)
+
+
 def _torchrun(nproc: int) -> int:
-    """`eagan run --nproc N ...` = `torchrun --standalone --nproc_per_node N -m runtime.cli run ...`."""
+    """`eagan run --nproc N ...` = `PYTHONSAFEPATH=1 torchrun --standalone --nproc_per_node N
+    -m runtime run ...`."""
     import subprocess
 
     args, skip = [], False
@@ -171,11 +194,16 @@ def _torchrun(nproc: int) -> int:
         "--standalone",
         f"--nproc_per_node={nproc}",
         "-m",
-        "runtime.cli",
+        "runtime",
         *args,
     ]
-    typer.echo("launching: " + " ".join(cmd[1:]), err=True)
-    return subprocess.run(cmd, check=False).returncode
+    # The workers import the eagan this process runs, never a `runtime/` or `compiler/` folder in
+    # the working directory (PYTHONSAFEPATH: no working directory on sys.path).
+    home = str(Path(__file__).resolve().parent.parent)
+    path = os.pathsep.join(p for p in (home, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONSAFEPATH": "1", "PYTHONPATH": path}
+    typer.echo("launching: PYTHONSAFEPATH=1 " + " ".join(cmd[1:]), err=True)
+    return subprocess.run(cmd, check=False, env=env).returncode
 
 
 def train_command(

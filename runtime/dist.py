@@ -6,7 +6,8 @@ and `LOCAL_RANK` in the environment) `from_env` joins the process group:
 
 - warm-up, stage 1 and the fully-train stage are data-parallel: all ranks draw the same candidate and
   the same global batch from a shared generator, each works on its slice (`shard`), gradients and
-  BatchNorm statistics are averaged (`average_grads`, `average_buffers`);
+  BatchNorm statistics are averaged (`average_grads`, `average_buffers`), or, with
+  `run { sync_bn: on }`, BatchNorm normalises by the whole batch's statistics (`synced_bn`);
 - evaluation splits the population across ranks and gathers the records (`gather`);
 - stage 2 gives every rank its own GAN pairs and gathers their weights after each block of W pairs.
 
@@ -17,8 +18,10 @@ default group (NCCL on CUDA).
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -137,12 +140,69 @@ class Dist:
             b.copy_(flat[offset : offset + b.numel()].view_as(b))
             offset += b.numel()
 
+    @contextmanager
+    def synced_bn(self, *modules: nn.Module) -> Iterator[None]:
+        """Within the block, every BatchNorm of `modules` that normalises by batch statistics uses
+        those of the global batch, summed over the ranks (SyncBatchNorm), so that a data-parallel
+        step normalises as one process on the whole batch would; the running statistics then agree
+        on every rank. torch's `nn.SyncBatchNorm` runs on GPUs only; this works on gloo too. Every
+        rank must run the same forward passes in the block (the data-parallel steps do)."""
+        bns = [
+            m
+            for module in modules
+            for m in module.modules()
+            if isinstance(m, nn.modules.batchnorm._BatchNorm)
+        ]
+        if not self.active or not bns:
+            yield
+            return
+        for bn in bns:  # the default group: gloo for CPU tensors, NCCL for CUDA ones
+            bn.forward = functools.partial(_synced_batch_norm, bn, None)  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            for bn in bns:
+                del bn.forward
+
     def close(self) -> None:
         if self.active:
             import torch.distributed as td
 
             if td.is_initialized():
                 td.destroy_process_group()
+
+
+def _synced_batch_norm(bn: nn.modules.batchnorm._BatchNorm, group: Any, x: torch.Tensor) -> Any:
+    """`bn(x)` with the batch statistics of every rank's `x` together (two differentiable
+    all-reduces: the sums and counts, then the squared deviations from the global mean, which is
+    as accurate as one process's two-pass variance). Outside training it is `bn`'s own forward."""
+    if not (bn.training or not bn.track_running_stats):
+        return nn.modules.batchnorm._BatchNorm.forward(bn, x)
+    from torch.distributed.nn import functional
+
+    # differentiable: the backward all-reduces the gradients of the statistics (sum over ranks)
+    all_reduce = cast(Callable[..., torch.Tensor], functional.all_reduce)
+    dims = [0, *range(2, x.dim())]
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    count = torch.full((1,), x.numel() // x.shape[1], dtype=x.dtype, device=x.device)
+    sums = all_reduce(torch.cat([x.sum(dims), count]), group=group)
+    n = sums[-1].detach()
+    mean = sums[:-1] / n
+    centred = x - mean.view(shape)
+    var = all_reduce((centred * centred).sum(dims), group=group) / n
+    if bn.training and bn.track_running_stats:
+        assert bn.running_mean is not None and bn.running_var is not None
+        assert bn.num_batches_tracked is not None
+        with torch.no_grad():
+            bn.num_batches_tracked.add_(1)
+            momentum = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+            bn.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+            unbiased = var.detach() * (n / (n - 1).clamp(min=1))
+            bn.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
+    y = centred * torch.rsqrt(var + bn.eps).view(shape)
+    if bn.affine:
+        y = y * bn.weight.view(shape) + bn.bias.view(shape)
+    return y
 
 
 def to_cpu(obj: Any) -> Any:

@@ -279,15 +279,61 @@ class RunDir:
         )
 
 
+# The libraries whose versions a run records (distribution names, as pip knows them).
+RECORDED_PACKAGES = (
+    "torch", "torchvision", "numpy", "pymoo", "lark", "pydantic", "scipy", "rich", "typer",
+)  # fmt: skip
+
+
+def package_versions() -> dict[str, str | None]:
+    """The installed version of each of `RECORDED_PACKAGES` (None where one is not installed)."""
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for name in RECORDED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def git_commit(root: Path | None = None) -> dict[str, Any] | None:
+    """The commit of the checkout eagan's code runs from (`root`: the folder above the package),
+    and whether its tracked files differ from it; None when eagan is not run from a git checkout
+    (an installed wheel) or git is missing. Never raises: a run must not fail for its metadata."""
+    import subprocess
+
+    root = root or Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():  # a folder, or a file in a worktree
+        return None
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
 def environment(device: str, seed: int) -> dict[str, Any]:
-    import numpy
     import torch
 
+    from runtime import __version__
+
     return {
+        "eagan": __version__,
+        "git": git_commit(),
+        "packages": package_versions(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "torch": torch.__version__,
-        "numpy": numpy.__version__,
         "device": device,
         "cuda": torch.cuda.get_device_name(0)
         if device.startswith("cuda") and torch.cuda.is_available()

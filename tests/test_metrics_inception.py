@@ -220,13 +220,13 @@ def test_failed_download_is_a_clear_error(no_weights_anywhere, monkeypatch):
     calls = []
 
     def offline(url, **kw):
-        calls.append((url, kw.get("file_name")))
+        calls.append((url, kw.get("file_name"), kw.get("check_hash")))
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(MetricsError, match="download failed") as e:
         inception_v3_fid()
-    assert calls == [(INCEPTION_URL, INCEPTION_FILE)]
+    assert calls == [(INCEPTION_URL, INCEPTION_FILE, True)]  # the download's hash is checked
     assert "no network" in str(e.value) and INCEPTION_ENV in str(e.value)
 
 

@@ -279,6 +279,9 @@ def resolve_inception_weights(
             progress=False,
             file_name=INCEPTION_FILE,
             weights_only=True,
+            # the file name's "-6726825d" is its SHA-256 prefix: a corrupted or substituted
+            # download is refused (and removed) instead of being cached as the FID network
+            check_hash=True,
         )
     except Exception as e:  # URLError, timeout, HTTP 404, a truncated file ...
         looked.append(f"download from {INCEPTION_URL}: failed ({type(e).__name__}: {e})")

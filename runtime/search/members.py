@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import torch
@@ -80,6 +81,8 @@ class Trainer:
         self.clip = s["grad_clip"]
         self.latent = ctx.program.latent_dim
         self.latent_dist = ctx.program.latent_distribution
+        # run { sync_bn: on }: BatchNorm over the global batch in data-parallel steps
+        self.sync_bn = bool(ctx.program.blocks["run"].get("sync_bn", False)) and self.dist.active
         self._perm = torch.empty(0, dtype=torch.long)
         self._pos = 0
 
@@ -105,10 +108,14 @@ class Trainer:
         gf = g_fn or g
         df = d_fn or d
         sync = self.dist.average_grads if self.dist.active else None
-        for _ in range(self.n_critic):
-            ld = d_step(gf, df, self.real(), self.z(self.bd), dm.opt, self.clip, dm.params, sync)
-        lg = g_step(gf, df, self.z(self.bg), gm.opt, self.clip, gm.params, sync)
-        self.dist.average_buffers(gm.module)
+        with self.dist.synced_bn(gm.module, dm.module) if self.sync_bn else nullcontext():
+            for _ in range(self.n_critic):
+                ld = d_step(
+                    gf, df, self.real(), self.z(self.bd), dm.opt, self.clip, dm.params, sync
+                )
+            lg = g_step(gf, df, self.z(self.bg), gm.opt, self.clip, gm.params, sync)
+        if not self.sync_bn:  # synced, the running statistics already agree on every rank
+            self.dist.average_buffers(gm.module)
         if gm.ema is not None:
             gm.ema.update(gm.module)
         return ld, lg

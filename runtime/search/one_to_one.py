@@ -116,7 +116,7 @@ class OneToOne:
                 if job is not None and active:
                     ld, lg = self._pair_step(j, job)
                     ctx.report.step(d=ld, g=lg, epoch=0)
-            done = dist.gather(None if job is None else to_cpu(self._job_state(job)))
+            done = dist.gather(None if job is None else to_cpu(self._pair_result(job)))
             self._live_job = None
             for state in done:
                 if state is not None:
@@ -174,6 +174,25 @@ class OneToOne:
             "diverged": job["diverged"],
             "net": job["net"].state_dict(),
             "trainer": job["trainer"].state_dict(),
+            "partner": self.partners[job["j"]].state_dict(),
+        }
+
+    def _pair_result(self, job: dict[str, Any]) -> dict[str, Any]:
+        """What the other ranks need of a finished pair (the block's exchange): the private copy's
+        weights (and EMA) for the merge, and the opponent's copy, which every rank keeps (it is
+        evaluated, reset from and copied into children's slots). The private copy's Adam state
+        and the pair's batch stream end with the pair, so they stay on its rank; a diverged pair
+        sends no weights (it stays out of the merge)."""
+        net = job["net"]
+        keep = not job["diverged"]
+        return {
+            "j": job["j"],
+            "it": job["it"],
+            "diverged": job["diverged"],
+            "net": {
+                "module": net.module.state_dict() if keep else None,
+                "ema": net.ema.module.state_dict() if keep and net.ema is not None else None,
+            },
             "partner": self.partners[job["j"]].state_dict(),
         }
 

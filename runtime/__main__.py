@@ -1,0 +1,5 @@
+"""`python -m runtime ...` = `eagan ...`."""
+
+from runtime.cli import main
+
+main()
