@@ -24,7 +24,6 @@ from runtime.data import load_training_data
 from runtime.display import Reporter
 from runtime.dist import Dist, from_env, on_main, rank_device
 from runtime.evaluator import Evaluator
-from runtime.plots import curves_plot, pareto_plot
 from runtime.rundir import History, RunDir, RunDirError, RunLock, atomic_write, environment
 from runtime.search import Context, Interrupted, StageResult, TrainStage, make_stage
 
@@ -75,39 +74,9 @@ def _sample_writer(
 
 
 def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
-    rounds = [r for r in history if r.get("kind") == "round" and r["stage"] == stage]
-    if not rounds:
-        return
-    last = rounds[-1]["round"]
-    mine = [
-        c
-        for c in history
-        if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last
-    ]
+    from runtime.plots import write_round_plots
 
-    def num(v: Any) -> float:
-        return float(v) if isinstance(v, (int, float)) else float("inf")
-
-    pareto_plot(
-        run.plots / f"{stage}_pareto_round{last + 1:02d}.png",
-        f"{stage}: round {last + 1}",
-        [num(c["is"]) for c in mine],
-        [num(c["fid"]) for c in mine],
-        [int(c.get("rank", 1)) for c in mine],
-    )
-    xs = [r["round"] + 1 for r in rounds]
-    curves_plot(
-        run.plots / f"{stage}_is.png",
-        f"{stage}: IS of the best",
-        {"IS": (xs, [num(r["best_is"]) for r in rounds])},
-        "IS",
-    )
-    curves_plot(
-        run.plots / f"{stage}_fid.png",
-        f"{stage}: FID of the best",
-        {"FID": (xs, [num(r["best_fid"]) for r in rounds])},
-        "FID",
-    )
+    write_round_plots(run.plots, stage, history)
 
 
 @contextmanager
