@@ -148,6 +148,13 @@ RUN = (
         minimum=1,
     ),
     _k("device", "enum", "auto", "auto, cpu or cuda", choices=("auto", "cpu", "cuda")),
+    _k(
+        "log_every",
+        "int",
+        10,
+        "write the D and G losses to metrics.csv (and TensorBoard) every N training iterations",
+        minimum=1,
+    ),
 )
 
 SEARCH_STAGE = (

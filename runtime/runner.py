@@ -24,6 +24,7 @@ from runtime.data import load_training_data
 from runtime.display import Reporter
 from runtime.dist import Dist, from_env, on_main, rank_device
 from runtime.evaluator import Evaluator
+from runtime.logs import LoggedReporter, RunLog, closing, read_csv
 from runtime.rundir import History, RunDir, RunDirError, RunLock, atomic_write, environment
 from runtime.search import Context, Interrupted, StageResult, TrainStage, make_stage
 
@@ -74,9 +75,11 @@ def _sample_writer(
 
 
 def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
-    from runtime.plots import write_round_plots
+    from runtime.plots import write_loss_plot, write_round_plots
 
-    write_round_plots(run.plots, stage, history)
+    if stage:
+        write_round_plots(run.plots, stage, history)
+    write_loss_plot(run.plots, [r for r in read_csv(run.root) if r["kind"] == "loss"])
 
 
 @contextmanager
@@ -166,20 +169,30 @@ class Runner:
         self.history = run_dir.history() if self.dist.main else History(None)
         if not self.dist.main:
             reporter = Reporter(Console(file=io.StringIO()), live=False)
+        # metrics.csv and TensorBoard (rank 0): every iteration and round passes through the log
+        self.log = RunLog(
+            run_dir.root if self.dist.main else None, int(program.blocks["run"]["log_every"])
+        )
+        logged = LoggedReporter(reporter, self.log)
         self.stop = [False]
         evaluator = Evaluator(program, program.blocks["evaluate"], device, inception_weights)
-        samples = (
+        write_samples = (
             _sample_writer(run_dir, program, device, seed)
             if self.dist.main
             else lambda name, g: None
         )
+
+        def samples(name: str, generate: Any) -> None:
+            write_samples(name, generate)
+            self.log.image(name, run_dir.samples / f"{name}.png")
+
         self.ctx = Context(
             program=program,
             data=load_training_data(program.data, device),
             device=device,
             seed=seed,
             evaluators={"search": evaluator, "final": evaluator},
-            report=reporter,
+            report=logged,
             history=self.history,
             samples=samples,
             observe=observe,
@@ -187,6 +200,7 @@ class Runner:
             stop_requested=lambda: self.stop[0],
             checkpoint_every=int(program.blocks["run"]["checkpoint_every"]),
             dist=self.dist,
+            log=self.log,
         )
         self.index = 0
         self.current: Any = None
@@ -201,6 +215,7 @@ class Runner:
             "results": {name: r.state_dict() for name, r in self.ctx.results.items()},
             "torch_rng": torch.get_rng_state(),
             "history_lines": len(self.history.records),
+            "log": self.log.state(),
         }
 
     def save(self, reason: str) -> None:
@@ -219,6 +234,7 @@ class Runner:
             "world_size": self.dist.world,
         }
         state = self.state()
+        self.log.flush()  # the rows and events the checkpoint counts are on disk
         on_main(self.dist, lambda: ckpt.save(self.run_dir.checkpoints, state, meta))
 
     def restore(self, loaded: ckpt.Loaded) -> None:
@@ -228,6 +244,7 @@ class Runner:
             raise _bad_state(loaded, problem)
         with _restoring(loaded):
             self.history.truncate(int(state["history_lines"]))
+            self.log.restore(state.get("log"))
             torch.set_rng_state(state["torch_rng"])
             for name, rs in state["results"].items():
                 self.ctx.results[name] = StageResult.from_state(self.program, rs, self.ctx.device)
@@ -242,9 +259,10 @@ class Runner:
         if resume is not None:
             self.restore(resume)
         else:
+            self.log.start()
             self.save("start")  # so that a run killed at any later point can be resumed
         report = self.ctx.report
-        with _stop_on_signals(self.stop), report:
+        with _stop_on_signals(self.stop), report, closing(self.log):
             try:
                 while self.index < len(self.program.stages):
                     stage = self.program.stages[self.index]
@@ -290,6 +308,8 @@ class Runner:
         if not self.dist.main:
             return
         self.run_dir.write_json("final/metrics.json", metrics)
+        self.log.evaluation(stage.stage.name, int(metrics["epochs"]), metrics, "final")
+        _plots(self.run_dir, "", self.history.records)
         g_final = stage.G.evaluated()
         for module, genome in ((g_final, stage.g_genome), (stage.D.module, stage.d_genome)):
             export_network(
