@@ -221,6 +221,14 @@ TRAIN_STAGE = (
     _k("g", "source", None, "the generator: a network or best(stage)", required=True),
     _k("d", "source", None, "the discriminator: a network or best(stage)", required=True),
     _k("epochs", "int", 600, "fully-train epochs (paper §5.1)", minimum=1),
+    _k(
+        "eval_every",
+        "int",
+        0,
+        "IS/FID (with `images` images) every N epochs and at the last, keeping the best-FID G "
+        "and D in final/best/ (the released code validates periodically); 0: only at the end",
+        minimum=0,
+    ),
 )
 
 BLOCKS: dict[str, tuple[Key, ...]] = {

@@ -320,6 +320,13 @@ class Runner:
                 self.run_dir.final,
                 force=True,
             )
+        if stage.best is not None:  # eval_every: the best-FID pair, exported like final/
+            best = self.run_dir.final / "best"
+            for module, genome in zip(stage.best_modules(), (stage.g_genome, stage.d_genome)):
+                export_network(
+                    self.program, genome.network, genome, module.state_dict(), best, force=True
+                )
+            self.run_dir.write_json("final/best/metrics.json", metrics["best"])
         self.ctx.report.message(
             f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
             f"({metrics['images']} images) → {self.run_dir.final}"
