@@ -44,7 +44,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
@@ -572,55 +571,42 @@ def print_tables(result: dict[str, Any], console: Console) -> None:
         console.print("WARNING: runs with and without --quick are mixed in these numbers")
 
 
-def _light(color: tuple[int, int, int]) -> tuple[int, int, int]:
-    r, g, b = (int(c + (255 - c) * 0.6) for c in color)
-    return r, g, b
-
-
 def plot_curves(result: dict[str, Any], path: Path) -> bool:
     """Best FD (top row) and IS (bottom row) per search round, one panel per kind of search stage:
     a thick line for the mean over seeds, a thin one per seed. False when no run has a search."""
-    from runtime.plots import H, W, _Axes  # the run directory's plot helpers
+    from matplotlib.ticker import MaxNLocator
+
+    from runtime.plots import _figure, save  # the run directory's figure helpers (matplotlib)
 
     panels = [
         s for s in PANELS if any(s in cfg["curves_mean"] for cfg in result["configs"].values())
     ]
     if not panels:
         return False
-    canvas = Image.new("RGB", (W * len(panels), H * 2), "white")
+    fig = _figure(size=(5.0 * len(panels), 7.0))
+    axes = fig.subplots(2, len(panels), squeeze=False)
     for col, stage in enumerate(panels):
         mine = {n: cfg for n, cfg in result["configs"].items() if stage in cfg["curves_mean"]}
         for row, (key, label, short) in enumerate(
             (("best_fid", "FD", "fid"), ("best_is", "IS", "is"))
         ):
-            per_seed = [
-                r["curves"][stage]
-                for cfg in mine.values()
-                for r in cfg["runs"]
-                if stage in r["curves"]
-            ]
-            ax = _Axes(
-                f"{PANELS[stage]}: {label} of each round's best (thick: mean, thin: each seed)",
-                "round",
-                label,
-                [x for c in per_seed for x in c["round"]],
-                [y for c in per_seed for y in c[key]],
-            )
-            for slot, (name, cfg) in enumerate(mine.items()):
+            ax = axes[row][col]
+            ax.set_title(f"{PANELS[stage]}: {label} of each round's best", fontsize="medium")
+            ax.set_xlabel("round")
+            ax.set_ylabel(label)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            for name, cfg in mine.items():
+                color = tuple(c / 255 for c in COLORS[name])
                 for run in cfg["runs"]:
                     c = run["curves"].get(stage)
-                    pts = (
-                        [ax.px(x, y) for x, y in zip(c["round"], c[key]) if math.isfinite(y)]
-                        if c
-                        else []
-                    )
-                    if len(pts) > 1:
-                        ax.draw.line(pts, fill=_light(COLORS[name]), width=1)
+                    if c:
+                        ys = [y if math.isfinite(y) else math.nan for y in c[key]]
+                        ax.plot(c["round"], ys, color=color, alpha=0.35, linewidth=0.8)
                 mean = cfg["curves_mean"][stage]
-                ax.line(mean["round"], mean[f"{short}_mean"], COLORS[name], name, slot)
-            canvas.paste(ax.img, (col * W, row * H))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+                ax.plot(mean["round"], mean[f"{short}_mean"], color=color, linewidth=2, label=name)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize="small")
+    save(fig, path.with_suffix(""), formats=(path.suffix.lstrip(".") or "png",))
     return True
 
 

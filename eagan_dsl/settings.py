@@ -155,6 +155,13 @@ RUN = (
         "on many processes, data-parallel steps normalise by the global batch's BatchNorm "
         "statistics (SyncBatchNorm) instead of each rank's slice; off: per slice, averaged after",
     ),
+    _k(
+        "log_every",
+        "int",
+        10,
+        "write the D and G losses to metrics.csv (and TensorBoard) every N training iterations",
+        minimum=1,
+    ),
 )
 
 SEARCH_STAGE = (
@@ -221,6 +228,14 @@ TRAIN_STAGE = (
     _k("g", "source", None, "the generator: a network or best(stage)", required=True),
     _k("d", "source", None, "the discriminator: a network or best(stage)", required=True),
     _k("epochs", "int", 600, "fully-train epochs (paper §5.1)", minimum=1),
+    _k(
+        "eval_every",
+        "int",
+        0,
+        "IS/FID (with `images` images) every N epochs and at the last, keeping the best-FID G "
+        "and D in final/best/ (the released code validates periodically); 0: only at the end",
+        minimum=0,
+    ),
 )
 
 BLOCKS: dict[str, tuple[Key, ...]] = {

@@ -233,6 +233,23 @@ def export(
     )
 
 
+@app.command("report")
+def report(
+    runs: Annotated[list[Path], typer.Argument(help="run directories (several: a comparison)")],
+    as_json: Annotated[bool, typer.Option("--json", help="the summaries as JSON")] = False,
+) -> None:
+    """Summarize a run directory (stages, picks, final and best metrics, wall time, files), or
+    compare several; reads only the run directories."""
+    from runtime.report import report as write_report
+    from runtime.rundir import RunDirError
+
+    try:
+        write_report(runs, _console(), as_json)
+    except RunDirError as err:
+        _error(str(err))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point (`eagan = runtime.cli:main`)."""
     app(args=argv, prog_name="eagan")

@@ -114,7 +114,7 @@ RUN_FILES: dict[str, tuple[str, ...]] = {
     ".": ("spec.eagan", "resolved.json", "history.jsonl", "metrics.csv", ".*.tmp"),
     "checkpoints": ("ckpt-*.pt", "ckpt-*.json", ".ckpt-*.tmp"),
     "samples": ("*.png", ".*.tmp"),
-    "plots": ("*.png", ".*.tmp"),
+    "plots": ("*.png", "*.pdf", ".*.tmp"),
     "final": (
         "generator.py",
         "generator.safetensors",

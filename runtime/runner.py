@@ -24,7 +24,7 @@ from runtime.data import load_training_data
 from runtime.display import Reporter
 from runtime.dist import Dist, from_env, on_main, rank_device
 from runtime.evaluator import Evaluator
-from runtime.plots import curves_plot, pareto_plot
+from runtime.logs import LoggedReporter, RunLog, closing, read_csv
 from runtime.rundir import (
     History,
     RunDir,
@@ -106,39 +106,11 @@ def _sample_writer(
 
 
 def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
-    rounds = [r for r in history if r.get("kind") == "round" and r["stage"] == stage]
-    if not rounds:
-        return
-    last = rounds[-1]["round"]
-    mine = [
-        c
-        for c in history
-        if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last
-    ]
+    from runtime.plots import write_loss_plot, write_round_plots
 
-    def num(v: Any) -> float:
-        return float(v) if isinstance(v, (int, float)) else float("inf")
-
-    pareto_plot(
-        run.plots / f"{stage}_pareto_round{last + 1:02d}.png",
-        f"{stage}: round {last + 1}",
-        [num(c["is"]) for c in mine],
-        [num(c["fid"]) for c in mine],
-        [int(c.get("rank", 1)) for c in mine],
-    )
-    xs = [r["round"] + 1 for r in rounds]
-    curves_plot(
-        run.plots / f"{stage}_is.png",
-        f"{stage}: IS of the best",
-        {"IS": (xs, [num(r["best_is"]) for r in rounds])},
-        "IS",
-    )
-    curves_plot(
-        run.plots / f"{stage}_fid.png",
-        f"{stage}: FID of the best",
-        {"FID": (xs, [num(r["best_fid"]) for r in rounds])},
-        "FID",
-    )
+    if stage:
+        write_round_plots(run.plots, stage, history)
+    write_loss_plot(run.plots, [r for r in read_csv(run.root) if r["kind"] == "loss"])
 
 
 @contextmanager
@@ -228,20 +200,30 @@ class Runner:
         self.history = run_dir.history() if self.dist.main else History(None)
         if not self.dist.main:
             reporter = Reporter(Console(file=io.StringIO()), live=False)
+        # metrics.csv and TensorBoard (rank 0): every iteration and round passes through the log
+        self.log = RunLog(
+            run_dir.root if self.dist.main else None, int(program.blocks["run"]["log_every"])
+        )
+        logged = LoggedReporter(reporter, self.log)
         self.stop = [False]
         evaluator = Evaluator(program, program.blocks["evaluate"], device, inception_weights)
-        samples = (
+        write_samples = (
             _sample_writer(run_dir, program, device, seed)
             if self.dist.main
             else lambda name, g: None
         )
+
+        def samples(name: str, generate: Any) -> None:
+            write_samples(name, generate)
+            self.log.image(name, run_dir.samples / f"{name}.png")
+
         self.ctx = Context(
             program=program,
             data=load_training_data(program.data, device),
             device=device,
             seed=seed,
             evaluators={"search": evaluator, "final": evaluator},
-            report=reporter,
+            report=logged,
             history=self.history,
             samples=samples,
             observe=observe,
@@ -249,6 +231,7 @@ class Runner:
             stop_requested=lambda: self.stop[0],
             checkpoint_every=int(program.blocks["run"]["checkpoint_every"]),
             dist=self.dist,
+            log=self.log,
         )
         self.index = 0
         self.current: Any = None
@@ -265,6 +248,7 @@ class Runner:
             "results": {name: r.state_dict() for name, r in self.ctx.results.items()},
             "torch_rng": torch.get_rng_state(),
             "history_lines": len(self.history.records),
+            "log": self.log.state(),
         }
 
     def save(self, reason: str) -> None:
@@ -283,6 +267,7 @@ class Runner:
             "world_size": self.dist.world,
         }
         state = self.state()
+        self.log.flush()  # the rows and events the checkpoint counts are on disk
         on_main(self.dist, lambda: ckpt.save(self.run_dir.checkpoints, state, meta))
         self.progressed = self.progressed or reason != "start"
 
@@ -293,6 +278,7 @@ class Runner:
             raise _bad_state(loaded, problem)
         with _restoring(loaded):
             self.history.truncate(int(state["history_lines"]))
+            self.log.restore(state.get("log"))
             torch.set_rng_state(state["torch_rng"])
             for name, rs in state["results"].items():
                 self.ctx.results[name] = StageResult.from_state(self.program, rs, self.ctx.device)
@@ -308,9 +294,10 @@ class Runner:
             self.restore(resume)
             self.progressed = True
         else:
+            self.log.start()
             self.save("start")  # so that a run killed at any later point can be resumed
         report = self.ctx.report
-        with _stop_on_signals(self.stop), report:
+        with _stop_on_signals(self.stop), report, closing(self.log):
             try:
                 while self.index < len(self.program.stages):
                     stage = self.program.stages[self.index]
@@ -356,6 +343,8 @@ class Runner:
         if not self.dist.main:
             return
         self.run_dir.write_json("final/metrics.json", metrics)
+        self.log.evaluation(stage.stage.name, int(metrics["epochs"]), metrics, "final")
+        _plots(self.run_dir, "", self.history.records)
         g_final = stage.G.evaluated()
         for module, genome in ((g_final, stage.g_genome), (stage.D.module, stage.d_genome)):
             export_network(
@@ -366,6 +355,13 @@ class Runner:
                 self.run_dir.final,
                 force=True,
             )
+        if stage.best is not None:  # eval_every: the best-FID pair, exported like final/
+            best = self.run_dir.final / "best"
+            for module, genome in zip(stage.best_modules(), (stage.g_genome, stage.d_genome)):
+                export_network(
+                    self.program, genome.network, genome, module.state_dict(), best, force=True
+                )
+            self.run_dir.write_json("final/best/metrics.json", metrics["best"])
         self.ctx.report.message(
             f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
             f"({metrics['images']} images) → {self.run_dir.final}"

@@ -75,6 +75,12 @@ def test_run_sample_eval_resume(run_dir: Path, tmp_path: Path) -> None:
     ).read_text() == before  # a finished run has nothing left to do
 
 
+def test_report_of_a_run(run_dir: Path) -> None:
+    assert "search_g" in _ok(["report", str(run_dir)])
+    assert json.loads(_ok(["report", str(run_dir), "--json"]))["finished"] is True
+    assert (ROOT / "docs" / "curves_digits_quick.png").is_file()  # the README's figure
+
+
 def test_train_and_export(tmp_path: Path) -> None:
     genome = "G:nearest,nearest,conv3x3,none,none,skip,conv3x3|nearest,nearest,conv3x3,none,none,skip,conv3x3"
     _ok(

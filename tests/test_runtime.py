@@ -74,9 +74,10 @@ def test_run_directory_is_complete(events: dict[str, Any]) -> None:
     for r in cands:
         assert {"stage", "round", "genome", "is", "fid", "params", "rank"} <= set(r)
     for stage in ("search_g", "search_d"):
-        assert (out / "plots" / f"{stage}_is.png").is_file()
         assert (out / "plots" / f"{stage}_pareto_round02.png").is_file()
+        assert (out / "plots" / f"{stage}_pareto_round02.pdf").is_file()
         assert (out / "samples" / f"{stage}_round02.png").is_file()
+    assert (out / "plots" / "curves.png").is_file() and (out / "plots" / "curves.pdf").is_file()
     metrics = json.loads((out / "final" / "metrics.json").read_text())
     assert metrics["fid"] > 0 and metrics["is"] >= 1.0
     for f in (

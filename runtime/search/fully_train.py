@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 
 from eagan_dsl.genome import Genome, GenomeError, GenomeSpace
 from eagan_dsl.ir import Best, Program, StageIR
@@ -39,6 +40,10 @@ class TrainStage(Stage):
         self.D = Member(D, lr["d"], betas, None)
         self.phase, self.epoch, self.it = "train", 0, 0
         self.metrics: dict[str, Any] = {}
+        # `eval_every`: IS/FID every N epochs (the released code validates periodically), the
+        # best-FID G and D kept (their weights, on the CPU) for final/best/
+        self.evaluations: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
 
     def run(self) -> dict[str, Any]:
         ctx, s = self.ctx, self.s
@@ -53,7 +58,12 @@ class TrainStage(Stage):
             ctx.poll()
             ld, lg = self.trainer.iteration(self.G.module, self.D.module, self.G, self.D)
             ctx.report.step(d=ld, g=lg, epoch=self.epoch)
-            self._advance(iters, ctx.checkpoint_every if self.epoch + 1 < epochs else 0, "train")
+            self._advance(iters, 0, "train")
+            if self.it == 0:  # an epoch ended: evaluate first, so that a checkpoint holds it
+                self._periodic(epochs)
+                every = ctx.checkpoint_every
+                if self.epoch < epochs and every and self.epoch % every == 0:
+                    ctx.save(f"{self.stage.name} train epoch {self.epoch}")
         final = self.G.evaluated()
         seed = derive_seed(ctx.seed, self.stage.name, "final")
         scores = on_main(
@@ -74,11 +84,80 @@ class TrainStage(Stage):
                 "epochs": epochs,
                 "ema": s["ema"],
                 "eval": ctx.evaluators["final"].protocol(int(s["final_images"]), seed),
+                "eval_every": int(s["eval_every"]),
+                "evaluations": list(self.evaluations),
             }
         )
+        if self.best is not None:
+            metrics["best"] = self._best_metrics(epochs, scores)
         ctx.samples(f"{self.stage.name}_final", EvalWrapper(final, final))
         self.phase = "done"
         return metrics
+
+    def _periodic(self, epochs: int) -> None:
+        """IS/FID of G every `eval_every` epochs and at the last (`images` images, the same
+        latents every time); the best FID so far keeps its G and D."""
+        ctx, every = self.ctx, int(self.s["eval_every"])
+        if not every or (self.epoch % every and self.epoch != epochs):
+            return
+        g = self.G.evaluated()
+        scores = on_main(
+            ctx.dist,
+            lambda: ctx.evaluators["final"].evaluate(
+                EvalWrapper(g, g),
+                int(self.s["images"]),
+                derive_seed(ctx.seed, self.stage.name, "periodic"),
+            ),
+        )
+        record = {"epoch": self.epoch, **scores, "images": int(self.s["images"])}
+        self.evaluations.append(record)
+        if self.best is None or scores["fid"] < self.best["fid"]:
+            self.best = {
+                **record,
+                "G": _cpu(g.state_dict()),
+                "D": _cpu(self.D.module.state_dict()),
+            }
+        if ctx.log is not None:
+            ctx.log.evaluation(self.stage.name, self.epoch, scores, "eval")
+        ctx.report.message(
+            f"[{self.stage.name}] epoch {self.epoch}/{epochs}: IS {scores['is']:.3f}  "
+            f"FID {scores['fid']:.3f} ({record['images']} images; best FID "
+            f"{self.best['fid']:.3f} at epoch {self.best['epoch']})"
+        )
+
+    def best_modules(self) -> tuple[nn.Module, nn.Module]:
+        """The best-FID G and D of the periodic evaluations (`eval_every`)."""
+        assert self.best is not None
+        program, device = self.ctx.program, self.ctx.device
+        g = build_subnet(program, self.g_genome, 0, device)
+        g.load_state_dict(self.best["G"])
+        d = build_subnet(program, self.d_genome, 0, device)
+        d.load_state_dict(self.best["D"])
+        return g.eval(), d
+
+    def _best_metrics(self, epochs: int, final: dict[str, Any]) -> dict[str, Any]:
+        """The best epoch's G scored like the last one (`final_images`), so the two compare."""
+        assert self.best is not None
+        best = {k: v for k, v in self.best.items() if k not in ("G", "D")}
+        periodic = {"periodic_" + k: best[k] for k in ("fid", "is", "is_std", "images")}
+        if best["epoch"] == epochs:
+            scores: dict[str, Any] = {k: final[k] for k in ("fid", "is", "is_std")}
+        else:
+            g, _ = self.best_modules()
+            scores = on_main(
+                self.ctx.dist,
+                lambda: self.ctx.evaluators["final"].evaluate(
+                    EvalWrapper(g, g),
+                    int(self.s["final_images"]),
+                    derive_seed(self.ctx.seed, self.stage.name, "final"),
+                ),
+            )
+        return {
+            "epoch": best["epoch"],
+            **periodic,
+            **dict(scores),
+            "images": int(self.s["final_images"]),
+        }
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +165,8 @@ class TrainStage(Stage):
             "trainer": self.trainer.state_dict(),
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
+            "evaluations": list(self.evaluations),
+            "best": self.best,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -93,6 +174,12 @@ class TrainStage(Stage):
         self.trainer.load_state_dict(state["trainer"])
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
+        self.evaluations = list(state.get("evaluations", []))
+        self.best = state.get("best")
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def encode_genome(program: Program, genome: Genome) -> str:

@@ -92,6 +92,8 @@ class Context:
     stop_requested: Callable[[], bool] = lambda: False
     checkpoint_every: int = 5
     dist: Dist = field(default_factory=Dist)
+    # runtime.logs.RunLog: metrics.csv and TensorBoard (None outside a Runner)
+    log: Any = None
 
     def notify(self, event: str, **details: Any) -> None:
         if self.observe is not None:
