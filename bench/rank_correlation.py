@@ -308,6 +308,9 @@ def proxy_unit(job: dict[str, Any]) -> dict[str, Any]:
         tmp = state_file.with_suffix(".tmp")
         torch.save({"stage": stage.state_dict(), "step": step, "done": json.dumps(done)}, tmp)
         os.replace(tmp, state_file)
+        # the scores so far, small enough to commit: a new machine keeps them
+        partial = Path(job["partial"])
+        partial.write_text(json.dumps({"config": job["config"], "done": done}, indent=1) + "\n")
     return {"key": job["setting"], "done": done}
 
 
@@ -322,10 +325,28 @@ def proxy_config(args: argparse.Namespace, genomes: list[str]) -> dict[str, Any]
     }
 
 
+def _partial(args: argparse.Namespace, setting: str) -> Path:
+    return args.proxy_cache.with_name(f"{args.proxy_cache.stem}.{setting}.partial.json")
+
+
+def read_proxy(args: argparse.Namespace, config: dict[str, Any]) -> dict[str, Any]:
+    """The proxy cache, with the checkpoints of unfinished settings (their partial files)."""
+    units = read_cache(args.proxy_cache, config)
+    for setting in args.settings:
+        path = _partial(args, setting)
+        if not path.is_file():
+            continue
+        data = json.loads(path.read_text())
+        have = units.get(setting, {}).get("done", {})
+        if data.get("config") == config and len(data["done"]) > len(have):
+            units[setting] = {"key": setting, "done": data["done"], "partial": True}
+    return units
+
+
 def proxy(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
     genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
     config = proxy_config(args, genomes)
-    units = read_cache(args.proxy_cache, config)
+    units = read_proxy(args, config)
     todo = [
         {
             "key": setting,
@@ -338,6 +359,8 @@ def proxy(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
             "threads": args.threads,
             "done": units.get(setting, {}).get("done", {}),
             "state": str(args.proxy_cache.parent / "proxy_state" / f"{setting}.pt"),
+            "partial": str(_partial(args, setting)),
+            "config": config,
         }
         for setting in args.settings
         if len(units.get(setting, {}).get("done", {})) < len(args.checkpoints)
@@ -511,7 +534,7 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
     console = Console(width=140)
     genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
     truth_units = read_cache(args.truth_cache, truth_config(args))
-    proxy_units = read_cache(args.proxy_cache, proxy_config(args, genomes))
+    proxy_units = read_proxy(args, proxy_config(args, genomes))
     gt = ground_truth_table(truth_units, genomes, args.steps, args.early)
     index = {r["genome"]: i for i, r in enumerate(gt["rows"])}
     truth_fd = [r["fd"] for r in gt["rows"]]
