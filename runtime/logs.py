@@ -254,9 +254,9 @@ class LoggedReporter:
     def __exit__(self, *exc: object) -> None:
         self.inner.__exit__(*exc)
 
-    def stage_start(self, stage: str, description: str, total: int) -> None:
+    def stage_start(self, stage: str, description: str, total: int, done: int = 0) -> None:
         self.log.stage = stage
-        self.inner.stage_start(stage, description, total)
+        self.inner.stage_start(stage, description, total, done)
 
     def step(self, d: float, g: float, epoch: int) -> None:
         self.log.iteration(epoch, d, g)
