@@ -31,16 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY_EDITS = [
     ("population: 8", "population: 4"),
     ("rounds: 3", "rounds: 2"),
-    ("epochs: 5,", "epochs: 1,"),
+    ("epochs: 5 ", "epochs: 1 "),
     ("images: 1000", "images: 128"),
     ("final_images: 5000", "final_images: 256"),
     ("channels: 32", "channels: 16"),
     (
-        "warmup: 15                                   # small for CPU (paper: 50)\n  }\n\n  stage search_d",
-        "warmup: 1 }\n\n  stage search_d",
+        "warmup: 15  # small for CPU (paper: 50)\n  }\n\n  stage search_d",
+        "warmup: 1\n  }\n\n  stage search_d",
     ),
-    ("with: best(search_g),", "with: GNearest,"),
-    ("warmup: 15  ", "warmup: 0  "),
+    ("with: best(search_g)\n", "with: GNearest\n"),
+    ("warmup: 15 ", "warmup: 0 "),
     ("epochs: 60", "epochs: 1"),
 ]
 
