@@ -97,6 +97,7 @@ def run_command(
         _fail(f"--device must be auto, cpu or cuda, not {device}")
     if spec is None and resume is None:
         _fail("give a SPEC to run, or --resume DIR to continue a run")
+    _check_spec_file(spec)
     _check_seed(seed)
     if resume is not None:
         given = {"--seed": seed is not None, "--quick": quick}
@@ -202,6 +203,7 @@ def train_command(
     if epochs is not None and epochs < 1:
         _fail(f"--epochs must be at least 1, not {epochs}")
     _check_seed(seed)
+    _check_spec_file(spec)
 
     def go() -> Path:
         from eagan_dsl.checker import load
@@ -221,6 +223,12 @@ def train_command(
         _guarded(go)
     except Interrupted:
         raise typer.Exit(130) from None
+
+
+def _check_spec_file(spec: Path | None) -> None:
+    """A missing spec is reported as `eagan check` reports it (`error: X: no such file`)."""
+    if spec is not None and not spec.is_file():
+        _fail(f"{spec}: no such file" if not spec.exists() else f"{spec}: not a file")
 
 
 def _check_seed(seed: int | None) -> None:

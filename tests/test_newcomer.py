@@ -136,6 +136,41 @@ def test_command_line_values_the_spec_would_refuse(
     assert list(tmp_path.iterdir()) == []
 
 
+# 8 ---------------------------------------------------------------------------------------------
+def test_no_project_size_says_so_with_the_nearest_sizes() -> None:
+    from eagan_dsl.checker import check_text
+    from eagan_dsl.diagnostics import SpecError
+
+    text = (ROOT / "specs" / "digits.eagan").read_text()
+    with pytest.raises(SpecError) as err:
+        check_text(text.replace("resolution: 16", "resolution: 28", 1), "digits.eagan")
+    hints = [d.hint or "" for d in err.value.diagnostics]
+    assert (
+        "no project size gives 28 pixels through 3 doublings (size 3 gives 24, size 4 gives 32); "
+        "change the cells or the data resolution"
+    ) in hints, hints
+    assert not any("project(size: 3)" in h for h in hints)
+
+
+@pytest.mark.parametrize("command", ["check", "run", "train"])
+def test_a_missing_spec_reads_the_same_in_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    extra = ["--g", GENOME, "--d", "FixedD"] if command == "train" else []
+    code, output = _cli(command, "nope.eagan", *extra)
+    assert code == 2 and output.strip() == "error: nope.eagan: no such file", output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unlocated_error_names_the_file_without_0_0(tmp_path: Path) -> None:
+    from eagan_dsl.diagnostics import SpecError
+
+    with pytest.raises(SpecError) as err:
+        load(tmp_path / "nope.eagan")
+    assert err.value.render() == f"{tmp_path / 'nope.eagan'}: error: no such file"
+
+
 # issue 16, item 5 --------------------------------------------------------------------------------
 def test_plain_logs_are_not_hard_wrapped(capsys: pytest.CaptureFixture[str]) -> None:
     from runtime.display import Reporter
