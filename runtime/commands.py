@@ -80,27 +80,22 @@ def run_command(
         int,
         typer.Option("--nproc", help="processes on this machine (launches torchrun; one per GPU)"),
     ] = 1,
+    threads: Annotated[int | None, typer.Option("--threads", help=THREADS_HELP)] = None,
 ) -> None:
     """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export.
     Ctrl-C saves a checkpoint and exits 130; `--resume DIR` continues from it."""
-    from runtime import runner
-    from runtime.dist import launched
-
+    # every argument is checked before torch is imported (seconds under load)
     if nproc < 1:
         _fail(f"--nproc must be at least 1, not {nproc}")
-    if nproc > 1 and not launched():
-        raise typer.Exit(_torchrun(nproc))
-    from runtime.checkpoint import BadCheckpoint, CheckpointError
-    from runtime.search import Interrupted
-
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         _fail(f"--device must be auto, cpu or cuda, not {device}")
     if spec is None and resume is None:
         _fail("give a SPEC to run, or --resume DIR to continue a run")
     _check_spec_file(spec)
     _check_seed(seed)
+    _check_threads(threads)
     if resume is not None:
-        given = {"--seed": seed is not None, "--quick": quick}
+        given = {"--seed": seed is not None, "--quick": quick, "--threads": threads is not None}
         given["--out"] = out is not None and out.resolve() != resume.resolve()
         if any(given.values()):
             flags = " and ".join(flag for flag, on in given.items() if on)
@@ -108,6 +103,15 @@ def run_command(
                 f"{flags} cannot be combined with --resume: a resumed run keeps the settings it "
                 f"started with ({resume / 'resolved.json'}); drop {flags}"
             )
+    from runtime.dist import launched
+
+    if nproc > 1 and not launched():
+        raise typer.Exit(_torchrun(nproc))
+    from runtime import runner
+    from runtime.checkpoint import BadCheckpoint, CheckpointError
+    from runtime.search import Interrupted
+
+    _set_threads(threads)
     try:
         if resume is not None:
             _guarded(
@@ -193,17 +197,22 @@ def train_command(
     epochs: Annotated[int | None, typer.Option(help="override the fully-train epochs")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="start over in a directory that holds a previous run")
+    ] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help=THREADS_HELP)] = None,
 ) -> None:
     """Fully train one (G, D) pair from scratch with the spec's fully-train settings.
     Ctrl-C saves a checkpoint and exits 130; `eagan run --resume DIR` continues it."""
-    from runtime import runner
-    from runtime.search import Interrupted
-
     if epochs is not None and epochs < 1:
         _fail(f"--epochs must be at least 1, not {epochs}")
     _check_seed(seed)
     _check_spec_file(spec)
+    _check_threads(threads)
+    from runtime import runner
+    from runtime.search import Interrupted
+
+    _set_threads(threads)
 
     def go() -> Path:
         from eagan_dsl.checker import load
@@ -223,6 +232,22 @@ def train_command(
         _guarded(go)
     except Interrupted:
         raise typer.Exit(130) from None
+
+
+THREADS_HELP = "torch CPU threads (recorded in resolved.json; a resume uses the same count)"
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and threads < 1:
+        _fail(f"--threads must be at least 1, not {threads}")
+
+
+def _set_threads(threads: int | None) -> None:
+    """Before the run directory exists, so that resolved.json records the count."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _check_spec_file(spec: Path | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -169,6 +170,67 @@ def test_an_unlocated_error_names_the_file_without_0_0(tmp_path: Path) -> None:
     with pytest.raises(SpecError) as err:
         load(tmp_path / "nope.eagan")
     assert err.value.render() == f"{tmp_path / 'nope.eagan'}: error: no such file"
+
+
+# 14 --------------------------------------------------------------------------------------------
+_IMPORTS_TORCH = """
+import sys
+from runtime.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("TORCH" if "torch" in sys.modules else "NO TORCH")
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["-h"],
+        ["run"],
+        ["run", "nope.eagan"],
+        ["run", str(TINY), "--threads", "0"],
+        ["train", str(TINY), "--g", "G", "--d", "D", "--epochs", "0"],
+        ["sample", "somewhere", "-n", "0"],
+    ],
+    ids=lambda a: " ".join(a)[:30],
+)
+def test_help_and_argument_errors_do_not_import_torch(tmp_path: Path, args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_TORCH, *args],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.strip().endswith("NO TORCH"), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "train", "sample", "eval", "export", "check"])
+def test_help_has_h_no_bool_placeholders_and_every_option_explained(command: str) -> None:
+    code, long = _cli(command, "--help")
+    assert code == 0 and _cli(command, "-h") == (code, long)
+    assert "<bool>" not in long, long
+    if command == "train":
+        assert "--force" in long and "previous run" in long
+    if command in ("run", "train"):
+        assert "--threads" in long
+
+
+def test_threads_is_set_and_recorded(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        code, output = _train(tmp_path / "run", "--threads", "2")
+        assert code == 0, output
+        resolved = json.loads((tmp_path / "run" / "resolved.json").read_text())
+        assert resolved["environment"]["threads"] == 2
+    finally:
+        torch.set_num_threads(before)
+    code, output = _cli("run", "--resume", str(tmp_path / "run"), "--threads", "3")
+    assert code == 2 and "--threads cannot be combined with --resume" in output
 
 
 # issue 16, item 5 --------------------------------------------------------------------------------
