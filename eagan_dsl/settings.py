@@ -117,6 +117,14 @@ TRAIN = (
     ),
 )
 
+
+def distance_name(extractor: str) -> str:
+    """The Fréchet distance's name: "FID" only with Inception features (what papers report);
+    "FD" with the digits LeNet (`lenet`, `lenet-digits16`), not comparable with any FID.
+    metrics.json keeps the key `fid` for both and says which in "distance"."""
+    return "FD" if extractor.startswith("lenet") else "FID"
+
+
 EVALUATE = (
     _k("images", "int", 5000, "images per IS/FID evaluation during search (paper §5.1)", minimum=1),
     _k("final_images", "int", 50000, "images for the final IS/FID (paper §5.1)", minimum=1),

@@ -229,6 +229,12 @@ def export(
     typer.echo(
         f"wrote {result.source} and {result.weights} ({result.genome}, {result.params:,} params)"
     )
+    if weights is None:
+        typer.echo(
+            "note: without --weights these are untrained weights (freshly initialised); give "
+            "--weights RUN/final/generator.safetensors (or a supernet checkpoint) for trained ones",
+            err=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

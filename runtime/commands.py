@@ -297,11 +297,13 @@ def sample_command(
 def _result_table(result: Any, title: str = "eagan eval") -> Any:
     from rich.table import Table
 
+    from eagan_dsl.settings import distance_name
+
     t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_row("IS", f"{result.is_mean:.4f} ± {result.is_std:.4f}")
-    t.add_row("FID", f"{result.fid:.4f}")
+    t.add_row(distance_name(str(result.extractor)), f"{result.fid:.4f}")
     for k in (
         "n",
         "splits",
@@ -396,6 +398,7 @@ def eval_command(
     numbers are reproduced exactly."""
     from rich.console import Console
 
+    from eagan_dsl.settings import distance_name
     from runtime.exported import ExportedError
     from runtime.metrics import MetricsError, run_eval
 
@@ -428,6 +431,7 @@ def eval_command(
             "generator": str(generator_dir),
             "dataset": dataset,
             **result.to_dict(),
+            "distance": distance_name(str(result.extractor)),
         }
         json_out.parent.mkdir(parents=True, exist_ok=True)
         tmp = json_out.with_name(json_out.name + ".tmp")

@@ -32,10 +32,15 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def population_table(
-    stage: str, round_: int, records: Sequence[Mapping[str, Any]], limit: int = 12
+    stage: str,
+    round_: int,
+    records: Sequence[Mapping[str, Any]],
+    limit: int = 12,
+    distance: str = "FID",
 ) -> Table:
+    """`distance`: "FID" with Inception features, "FD" with LeNet (`distance_name`)."""
     table = Table(title=f"{stage} · round {round_ + 1}", title_justify="left")
-    for col in ("#", "rank", "IS", "FID", "params", "genome"):
+    for col in ("#", "rank", "IS", distance, "params", "genome"):
         table.add_column(col, justify="right" if col != "genome" else "left", overflow="fold")
     shown = sorted(
         range(len(records)), key=lambda i: (records[i].get("rank", 0), records[i]["fid"])
@@ -82,6 +87,7 @@ class Reporter:
         self.stage = ""
         self.last_log = 0.0
         self.losses = ""
+        self.distance = "FID"  # "FD" when the extractor is LeNet (the runner sets it)
 
     def __enter__(self) -> Self:
         if self.live_mode:
@@ -141,14 +147,15 @@ class Reporter:
             )
 
     def round_table(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]]) -> None:
-        self.table = population_table(stage, round_, records)
+        self.table = population_table(stage, round_, records, distance=self.distance)
         if self.live is not None:
             self.live.update(self._render())
         else:
             best = next((r for r in records if r.get("best")), records[0])
             front = sum(1 for r in records if r.get("rank") == 0)
             self.console.print(
-                f"[{stage}] round {round_ + 1}: best IS {_fmt(best['is'])} FID {_fmt(best['fid'])} "
+                f"[{stage}] round {round_ + 1}: best IS {_fmt(best['is'])} {self.distance} "
+                f"{_fmt(best['fid'])} "
                 f"params {best['params']:,} · first front {front}/{len(records)} · {best['genome']}",
                 highlight=False,
                 markup=False,

@@ -76,9 +76,14 @@ class _Axes:
 
 
 def pareto_plot(
-    path: Path, title: str, is_: Sequence[float], fid: Sequence[float], ranks: Sequence[int]
+    path: Path,
+    title: str,
+    is_: Sequence[float],
+    fid: Sequence[float],
+    ranks: Sequence[int],
+    distance: str = "FID",
 ) -> None:
-    ax = _Axes(title, "IS (higher is better)", "FID", is_, fid)
+    ax = _Axes(title, "IS (higher is better)", distance, is_, fid)
     rest = [i for i, r in enumerate(ranks) if r != 0]
     front = sorted((i for i, r in enumerate(ranks) if r == 0), key=lambda i: is_[i])
     ax.points([is_[i] for i in rest], [fid[i] for i in rest], (150, 150, 150))

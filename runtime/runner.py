@@ -19,6 +19,7 @@ from torch import nn
 
 from eagan_dsl.checker import check_text, load
 from eagan_dsl.ir import Program
+from eagan_dsl.settings import distance_name
 from runtime import checkpoint as ckpt
 from runtime.data import load_training_data
 from runtime.display import Reporter
@@ -105,7 +106,7 @@ def _sample_writer(
     return write
 
 
-def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
+def _plots(run: RunDir, stage: str, history: list[dict[str, Any]], fd: str = "FID") -> None:
     rounds = [r for r in history if r.get("kind") == "round" and r["stage"] == stage]
     if not rounds:
         return
@@ -125,6 +126,7 @@ def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
         [num(c["is"]) for c in mine],
         [num(c["fid"]) for c in mine],
         [int(c.get("rank", 1)) for c in mine],
+        fd,
     )
     xs = [r["round"] + 1 for r in rounds]
     curves_plot(
@@ -135,9 +137,9 @@ def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
     )
     curves_plot(
         run.plots / f"{stage}_fid.png",
-        f"{stage}: FID of the best",
-        {"FID": (xs, [num(r["best_fid"]) for r in rounds])},
-        "FID",
+        f"{stage}: {fd} of the best",
+        {fd: (xs, [num(r["best_fid"]) for r in rounds])},
+        fd,
     )
 
 
@@ -229,6 +231,7 @@ class Runner:
         if not self.dist.main:
             reporter = Reporter(Console(file=io.StringIO()), live=False)
         self.stop = [False]
+        self.fd = reporter.distance = distance_name(str(program.blocks["evaluate"]["extractor"]))
         evaluator = Evaluator(program, program.blocks["evaluate"], device, inception_weights)
         samples = (
             _sample_writer(run_dir, program, device, seed)
@@ -332,7 +335,7 @@ class Runner:
                             result=result,
                         )
                         if self.dist.main:
-                            _plots(self.run_dir, stage.name, self.history.records)
+                            _plots(self.run_dir, stage.name, self.history.records, self.fd)
                         report.message(f"[{stage.name}] hands on {self._encode(result)}")
                     self.index += 1
                     self.current = None
@@ -367,7 +370,7 @@ class Runner:
                 force=True,
             )
         self.ctx.report.message(
-            f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
+            f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  {metrics['distance']} {metrics['fid']:.3f} "
             f"({metrics['images']} images) → {self.run_dir.final}"
         )
 

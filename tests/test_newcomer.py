@@ -55,6 +55,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train") / "run"
     code, output = _train(out)
     assert code == 0, output
+    (out.parent / "output.txt").write_text(output)
     return out
 
 
@@ -387,6 +388,43 @@ def test_eval_of_a_runs_final_reproduces_its_numbers(trained: Path) -> None:
             metrics["fid"],
         )
         out.unlink()
+
+
+# 15 --------------------------------------------------------------------------------------------
+def test_the_lenet_distance_is_called_fd_everywhere(trained: Path) -> None:
+    from eagan_dsl.settings import distance_name
+    from runtime.display import population_table
+
+    assert (distance_name("lenet"), distance_name("lenet-digits16")) == ("FD", "FD")
+    assert distance_name("inception") == distance_name("inception-v3-tf-2015-12-05") == "FID"
+    metrics = _metrics(trained)
+    assert metrics["distance"] == "FD" and isinstance(metrics["fid"], float)
+    said = (trained.parent / "output.txt").read_text()
+    assert f"FD {metrics['fid']:.3f}" in said and "FID" not in said, said
+    code, output = _cli("eval", str(trained), "--device", "cpu")
+    assert code == 0 and "FD" in output and "FID" not in output, output
+    record = {"is": 1.0, "fid": 2.0, "params": 3, "genome": "G:x", "rank": 0}
+    console = Console(file=io.StringIO(), width=80)
+    console.print(population_table("s", 0, [record], distance="FD"))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "FD" in shown and "FID" not in shown
+
+
+@pytest.mark.parametrize("command", ["eval", "sample"])
+@pytest.mark.parametrize("where", ["run", "run/final"])
+def test_an_unfinished_run_has_not_finished(tmp_path: Path, command: str, where: str) -> None:
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "spec.eagan").write_text(TINY.read_text())
+    code, output = _cli(command, str(tmp_path / where))
+    assert code == 2, output
+    assert output.startswith(f"error: {run}: this run has not finished"), output
+
+
+def test_export_without_weights_says_they_are_untrained(tmp_path: Path) -> None:
+    code, output = _cli("export", "--spec", str(TINY), "--genome", GENOME, "--out", str(tmp_path))
+    assert code == 0, output
+    assert "untrained weights" in output
 
 
 # 9 ---------------------------------------------------------------------------------------------

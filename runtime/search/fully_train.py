@@ -9,6 +9,7 @@ import torch
 
 from eagan_dsl.genome import Genome, GenomeError, GenomeSpace
 from eagan_dsl.ir import Best, Program, StageIR
+from eagan_dsl.settings import distance_name
 from runtime.dist import on_main
 from runtime.nets import build_subnet, genome_of, params_of
 from runtime.search.members import EvalWrapper, Member, Trainer
@@ -74,6 +75,7 @@ class TrainStage(Stage):
                 "epochs": epochs,
                 "ema": s["ema"],
                 "eval": ctx.evaluators["final"].protocol(int(s["final_images"]), seed),
+                "distance": distance_name(str(program.blocks["evaluate"]["extractor"])),
             }
         )
         ctx.samples(f"{self.stage.name}_final", EvalWrapper(final, final))
