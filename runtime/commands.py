@@ -278,7 +278,6 @@ def sample_command(
     if not out.parent.is_dir():
         _fail(f"--out {out}: the folder {out.parent} does not exist")
     import torch
-    from torchvision.utils import save_image
 
     from runtime.exported import ExportedError, load_generator
 
@@ -290,8 +289,11 @@ def sample_command(
     z = torch.randn(n, gen.latent_dim, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         images = gen.module(z)
-    save_image(images * 0.5 + 0.5, out, nrow=max(int(n**0.5), 1))
-    typer.echo(f"wrote {n} images to {out}")
+    from runtime.grids import save_grid
+
+    factor = save_grid(images, out, nrow=max(int(n**0.5), 1))
+    shown = f", each pixel shown as {factor}×{factor}" if factor > 1 else ""
+    typer.echo(f"wrote {n} images to {out}{shown}")
 
 
 def _result_table(result: Any, title: str = "eagan eval") -> Any:

@@ -89,7 +89,7 @@ def resolve_device(device: str) -> torch.device:
 def _sample_writer(
     run: RunDir, program: Program, device: torch.device, seed: int
 ) -> Callable[[str, Any], None]:
-    from torchvision.utils import save_image
+    from runtime.grids import save_grid
 
     fixed = torch.randn(64, program.latent_dim, generator=torch.Generator().manual_seed(seed))
 
@@ -101,7 +101,7 @@ def _sample_writer(
             images = generate(fixed.to(device)).float().cpu()
         if isinstance(generate, nn.Module) and was is not None:
             generate.train(was)
-        save_image(images * 0.5 + 0.5, run.samples / f"{name}.png", nrow=8)
+        save_grid(images, run.samples / f"{name}.png", nrow=8)
 
     return write
 

@@ -427,6 +427,26 @@ def test_export_without_weights_says_they_are_untrained(tmp_path: Path) -> None:
     assert "untrained weights" in output
 
 
+# 16 --------------------------------------------------------------------------------------------
+def test_sample_grids_are_enlarged_to_be_seen(trained: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    code, output = _cli("sample", str(trained), "-n", "16", "--out", str(out))
+    assert code == 0 and "each pixel shown as 7×7" in output, output
+    grids = [out, *sorted((trained / "samples").glob("*.png"))]
+    assert len(grids) > 1
+    for path in grids:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"))
+        assert pixels.shape[1] >= 512, (path, pixels.shape)
+        # nearest-neighbour: every pixel of the true-size grid is an exact square
+        f = 7 if path == out else 4  # 16 digits: 4 across, 4·18+2 = 74 px; 64: 8 across, 146 px
+        small = pixels[::f, ::f]
+        assert (np.repeat(np.repeat(small, f, 0), f, 1) == pixels).all(), path
+
+
 # 9 ---------------------------------------------------------------------------------------------
 def test_did_you_mean_for_a_misspelt_network(tmp_path: Path) -> None:
     spec = tmp_path / "s.eagan"
