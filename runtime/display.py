@@ -54,11 +54,20 @@ def population_table(
             _fmt(r["is"]),
             _fmt(r["fid"]),
             f"{r['params']:,}",
-            str(r["genome"]).split(":", 1)[-1],
+            _genome_cell(str(r["genome"])),
         )
-    if len(records) > limit:
-        table.caption = f"{len(records) - limit} more; * best, + kept, first front = rank 0"
+    caption = [f"{len(records) - limit} more"] if len(records) > limit else []
+    if any(r.get("best") or r.get("selected") for r in records):  # the legend of the marks shown
+        caption.append("* best, + kept, first front = rank 0")
+    if caption:
+        table.caption = "; ".join(caption)
     return table
+
+
+def _genome_cell(genome: str) -> str:
+    """The genome with a space after each `,` and around each `|`, so that a narrow column folds
+    between ops, never inside one; the genome parser reads it as it is (spaces are ignored)."""
+    return genome.split(":", 1)[-1].replace(",", ", ").replace("|", " | ")
 
 
 class Reporter:
