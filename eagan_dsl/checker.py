@@ -359,9 +359,7 @@ class _Checker:
             self.error(value.span, f"{what} must be a finite number, not {value.text}")
             return None
         if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
-            lo = "" if minimum is None else f"{minimum:g}"
-            hi = "" if maximum is None else f"{maximum:g}"
-            self.error(value.span, f"{what} must be in [{lo}, {hi}], not {value.text}")
+            self.error(value.span, f"{what} must be {_range(minimum, maximum)}, not {value.text}")
             return None
         return number
 
@@ -558,6 +556,16 @@ class _Checker:
                 self.unknown(edge.op.span, "op or choice", name, known)
                 ok = False
         if not ok:
+            self.bad_names.add(cell.name)
+            return
+        if not any(e.dst == out for e in edges):
+            # a wrong `output` line, not a cell of unconnected nodes: one error, at that line
+            last = max((e.dst for e in edges), default=0)
+            self.error(
+                cell.outputs[0].span,
+                f"no edge of cell {cell.name} ends at its output node {out}",
+                f"did you mean output {last}?" if last else None,
+            )
             self.bad_names.add(cell.name)
             return
         # every node 1..out needs an input and a path to the output
@@ -778,9 +786,7 @@ class _Checker:
                 hint = (
                     f"set project(size: {data.resolution // 2**total_scale}) or change the cells"
                     if fits
-                    else f"no project size gives {data.resolution} pixels through {total_scale} "
-                    f"doublings; change the cells or the data resolution (e.g. "
-                    f"{start_size * 2 ** max(total_scale, 0)})"
+                    else _no_project_size(data.resolution, total_scale)
                 )
                 self.error(
                     stems[0].ops[0].span,
@@ -1215,7 +1221,7 @@ class _Checker:
                     out[f.key] = v4
                 for role in ("g", "d"):
                     if good and role not in out:
-                        self.error(value.span, f"{what} needs both g and d, e.g. (g: 80, d: 40)")
+                        self.error(value.span, f"{what} needs both g and d, e.g. {key.example}")
                         good = False
                 return good, out
             v5 = one(value, what, key.minimum)
@@ -1229,6 +1235,12 @@ class _Checker:
         if t == "optional_float":
             if isinstance(value, ast.NameRef) and value.name in ("off", "false"):
                 return True, None
+            if not isinstance(value, ast.Number):
+                bounds = _range(key.minimum, key.maximum)
+                self.error(
+                    value.span, f"{what} must be {key.noun} {bounds}, e.g. {key.example}, or off"
+                )
+                return False, None
             v6 = self.float_value(value, what, key.minimum, key.maximum)
             return v6 is not None, v6
         if t == "string":
@@ -1522,6 +1534,26 @@ class _Checker:
                     )
                     ok = False
         return ok
+
+
+def _no_project_size(resolution: int, doublings: int) -> str:
+    """The hint when no project size reaches the resolution: the nearest sizes and what they give."""
+    text = f"no project size gives {resolution} pixels through {doublings} doublings"
+    if doublings >= 0:
+        step = 2**doublings
+        below, above = resolution // step, resolution // step + 1
+        near = [f"size {s} gives {s * step}" for s in (below, above) if s >= 1]
+        text += f" ({', '.join(near)})"
+    return text + "; change the cells or the data resolution"
+
+
+def _range(minimum: float | None, maximum: float | None) -> str:
+    """'in [0, 1]', '≥ 0' or '≤ 1': never an interval with a missing bound."""
+    if minimum is not None and maximum is not None:
+        return f"in [{minimum:g}, {maximum:g}]"
+    if minimum is not None:
+        return f"≥ {minimum:g}"
+    return f"≤ {maximum:g}"
 
 
 def _sizes(sizes: set[int]) -> str:

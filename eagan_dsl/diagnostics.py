@@ -29,7 +29,8 @@ class Diagnostic:
         return self.span.column
 
     def header(self) -> str:
-        text = f"{self.file}:{self.span.line}:{self.span.column}: error: {self.message}"
+        where = f"{self.file}:{self.span.line}:{self.span.column}" if self.span.line else self.file
+        text = f"{where}: error: {self.message}"  # line 0: the file as a whole (never "X:0:0")
         if self.hint:
             text += f" ({self.hint})"
         return text

@@ -269,12 +269,21 @@ def _unclosed_brace(text: str) -> tuple[str, ast.Span] | None:
     return what, ast.Span(line=line, column=col, end_line=line, end_column=col + 1)
 
 
+_STRING = re.compile(r'"([^"\\\n]|\\.)*"')  # the grammar's STRING
+
+
 def _syntax_error(text: str, file: str, err: UnexpectedInput) -> Diagnostic:
     line, column = err.line, err.column
     if isinstance(err, UnexpectedCharacters):
         pos = err.pos_in_stream or 0
         char = text[pos] if pos < len(text) else "?"
         span = ast.Span(line=line, column=column, end_line=line, end_column=column + 1)
+        if char == '"' and not _STRING.match(text, pos):  # a STRING ends on its own line
+            end = column + len(text[pos:].split("\n", 1)[0])
+            span = ast.Span(line=line, column=column, end_line=line, end_column=end)
+            return Diagnostic(
+                "unterminated string: close it with '\"' on the same line", span, file
+            )
         message = f"unexpected character '{char}'"
         if err.allowed:
             message += f"; expected {_expected(set(err.allowed))}"
@@ -425,8 +434,8 @@ def parse_file(path: str | Path) -> ast.Spec:
         raise SpecError(
             [
                 Diagnostic(
-                    "no such file; check the path",
-                    ast.Span(line=0, column=0, end_line=0, end_column=0),
+                    "no such file",
+                    ast.NO_SPAN,
                     str(path),
                 )
             ]

@@ -37,6 +37,8 @@ class Key:
     minimum: float | None = None
     maximum: float | None = None
     required: bool = False
+    example: str = ""  # a valid value, shown in messages: "e.g. (g: 1e-4, d: 4e-4)"
+    noun: str = "a number"  # what an optional_float is: "ema must be a decay in [0, 1] … or off"
 
 
 def _k(name: str, type_: ValueType, default: Any, doc: str, **kw: Any) -> Key:
@@ -82,6 +84,7 @@ TRAIN = (
         {"g": 2e-4, "d": 2e-4},
         "learning rate, or (g: x, d: y) (paper §5.1)",
         minimum=0,
+        example="(g: 1e-4, d: 4e-4)",
     ),
     _k("betas", "betas", (0.0, 0.9), "Adam betas (released code; paper silent)"),
     _k(
@@ -90,11 +93,37 @@ TRAIN = (
         {"g": 80, "d": 40},
         "batch size, or (g: n, d: m) (released code)",
         minimum=1,
+        example="(g: 80, d: 40)",
     ),
     _k("n_critic", "int", 1, "D steps per G step (released code)", minimum=1),
-    _k("ema", "optional_float", None, "EMA decay of G's weights, or off", minimum=0, maximum=1),
-    _k("grad_clip", "optional_float", None, "gradient-norm clip for G and D, or off", minimum=0),
+    _k(
+        "ema",
+        "optional_float",
+        None,
+        "EMA decay of G's weights, or off",
+        minimum=0,
+        maximum=1,
+        example="0.999",
+        noun="a decay",
+    ),
+    _k(
+        "grad_clip",
+        "optional_float",
+        None,
+        "gradient-norm clip for G and D, or off",
+        minimum=0,
+        example="10",
+        noun="a norm",
+    ),
 )
+
+
+def distance_name(extractor: str) -> str:
+    """The Fréchet distance's name: "FID" only with Inception features (what papers report);
+    "FD" with the digits LeNet (`lenet`, `lenet-digits16`), not comparable with any FID.
+    metrics.json keeps the key `fid` for both and says which in "distance"."""
+    return "FD" if extractor.startswith("lenet") else "FID"
+
 
 EVALUATE = (
     _k("images", "int", 5000, "images per IS/FID evaluation during search (paper §5.1)", minimum=1),

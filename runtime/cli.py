@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,7 +35,25 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _hide_flag_types() -> None:
+    """typer ≥ 0.2x prints a `<bool>` placeholder after every flag (`--quick <bool>`), though a
+    flag takes no value; older versions print nothing there, as this makes every version do."""
+    option = getattr(typer.core, "TyperOption", None)
+    shown = getattr(option, "display_type_rich", None)
+    if option is None or shown is None:
+        return
+
+    def display_type_rich(self: Any, ctx: Any) -> str | None:
+        return None if getattr(self, "is_flag", False) else shown(self, ctx)
+
+    option.display_type_rich = display_type_rich
+
+
+_hide_flag_types()
 
 
 def _print_version(value: bool) -> None:
@@ -231,6 +249,12 @@ def export(
     typer.echo(
         f"wrote {result.source} and {result.weights} ({result.genome}, {result.params:,} params)"
     )
+    if weights is None:
+        typer.echo(
+            "note: without --weights these are untrained weights (freshly initialised); give "
+            "--weights RUN/final/generator.safetensors (or a supernet checkpoint) for trained ones",
+            err=True,
+        )
 
 
 @app.command("report")

@@ -88,26 +88,22 @@ def run_command(
             "torchrun --max-restarts and schedulers that requeue the same command",
         ),
     ] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help=THREADS_HELP)] = None,
 ) -> None:
     """Run every stage of SPEC: warm-up, stage 1, stage 2, selection, fully-train, export.
     Ctrl-C saves a checkpoint and exits 130; `--resume DIR` continues from it."""
-    from runtime import runner
-    from runtime.dist import launched
-
+    # every argument is checked before torch is imported (seconds under load)
     if nproc < 1:
         _fail(f"--nproc must be at least 1, not {nproc}")
-    if nproc > 1 and not launched():
-        raise typer.Exit(_torchrun(nproc))
-    from runtime.checkpoint import BadCheckpoint, CheckpointError
-    from runtime.search import Interrupted
-
     if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
         _fail(f"--device must be auto, cpu or cuda, not {device}")
     if spec is None and resume is None:
         _fail("give a SPEC to run, or --resume DIR to continue a run")
+    _check_spec_file(spec)
     _check_seed(seed)
+    _check_threads(threads)
     if resume is not None:
-        given = {"--seed": seed is not None, "--quick": quick}
+        given = {"--seed": seed is not None, "--quick": quick, "--threads": threads is not None}
         given["--out"] = out is not None and out.resolve() != resume.resolve()
         if any(given.values()):
             flags = " and ".join(flag for flag, on in given.items() if on)
@@ -115,6 +111,15 @@ def run_command(
                 f"{flags} cannot be combined with --resume: a resumed run keeps the settings it "
                 f"started with ({resume / 'resolved.json'}); drop {flags}"
             )
+    from runtime.dist import launched
+
+    if nproc > 1 and not launched():
+        raise typer.Exit(_torchrun(nproc))
+    from runtime import runner
+    from runtime.checkpoint import BadCheckpoint, CheckpointError
+    from runtime.search import Interrupted
+
+    _set_threads(threads)
     if resume_if_exists and spec is not None and resume is None:
         resume = _existing_run(out or Path("runs") / spec.stem)
     try:
@@ -220,16 +225,22 @@ def train_command(
     epochs: Annotated[int | None, typer.Option(help="override the fully-train epochs")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda")] = "auto",
     seed: Annotated[int | None, typer.Option(help="override the spec's run seed")] = None,
-    force: Annotated[bool, typer.Option("--force")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="start over in a directory that holds a previous run")
+    ] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help=THREADS_HELP)] = None,
 ) -> None:
     """Fully train one (G, D) pair from scratch with the spec's fully-train settings.
     Ctrl-C saves a checkpoint and exits 130; `eagan run --resume DIR` continues it."""
-    from runtime import runner
-    from runtime.search import Interrupted
-
     if epochs is not None and epochs < 1:
         _fail(f"--epochs must be at least 1, not {epochs}")
     _check_seed(seed)
+    _check_spec_file(spec)
+    _check_threads(threads)
+    from runtime import runner
+    from runtime.search import Interrupted
+
+    _set_threads(threads)
 
     def go() -> Path:
         from eagan_dsl.checker import load
@@ -249,6 +260,28 @@ def train_command(
         _guarded(go)
     except Interrupted:
         raise typer.Exit(130) from None
+
+
+THREADS_HELP = "torch CPU threads (recorded in resolved.json; a resume uses the same count)"
+
+
+def _check_threads(threads: int | None) -> None:
+    if threads is not None and threads < 1:
+        _fail(f"--threads must be at least 1, not {threads}")
+
+
+def _set_threads(threads: int | None) -> None:
+    """Before the run directory exists, so that resolved.json records the count."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def _check_spec_file(spec: Path | None) -> None:
+    """A missing spec is reported as `eagan check` reports it (`error: X: no such file`)."""
+    if spec is not None and not spec.is_file():
+        _fail(f"{spec}: no such file" if not spec.exists() else f"{spec}: not a file")
 
 
 def _check_seed(seed: int | None) -> None:
@@ -273,7 +306,6 @@ def sample_command(
     if not out.parent.is_dir():
         _fail(f"--out {out}: the folder {out.parent} does not exist")
     import torch
-    from torchvision.utils import save_image
 
     from runtime.exported import ExportedError, load_generator
 
@@ -285,18 +317,23 @@ def sample_command(
     z = torch.randn(n, gen.latent_dim, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
         images = gen.module(z)
-    save_image(images * 0.5 + 0.5, out, nrow=max(int(n**0.5), 1))
-    typer.echo(f"wrote {n} images to {out}")
+    from runtime.grids import save_grid
+
+    factor = save_grid(images, out, nrow=max(int(n**0.5), 1))
+    shown = f", each pixel shown as {factor}×{factor}" if factor > 1 else ""
+    typer.echo(f"wrote {n} images to {out}{shown}")
 
 
 def _result_table(result: Any, title: str = "eagan eval") -> Any:
     from rich.table import Table
 
+    from eagan_dsl.settings import distance_name
+
     t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_row("IS", f"{result.is_mean:.4f} ± {result.is_std:.4f}")
-    t.add_row("FID", f"{result.fid:.4f}")
+    t.add_row(distance_name(str(result.extractor)), f"{result.fid:.4f}")
     for k in (
         "n",
         "splits",
@@ -391,6 +428,7 @@ def eval_command(
     numbers are reproduced exactly."""
     from rich.console import Console
 
+    from eagan_dsl.settings import distance_name
     from runtime.exported import ExportedError
     from runtime.metrics import MetricsError, run_eval
 
@@ -423,6 +461,7 @@ def eval_command(
             "generator": str(generator_dir),
             "dataset": dataset,
             **result.to_dict(),
+            "distance": distance_name(str(result.extractor)),
         }
         json_out.parent.mkdir(parents=True, exist_ok=True)
         tmp = json_out.with_name(json_out.name + ".tmp")

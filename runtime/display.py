@@ -32,10 +32,15 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def population_table(
-    stage: str, round_: int, records: Sequence[Mapping[str, Any]], limit: int = 12
+    stage: str,
+    round_: int,
+    records: Sequence[Mapping[str, Any]],
+    limit: int = 12,
+    distance: str = "FID",
 ) -> Table:
+    """`distance`: "FID" with Inception features, "FD" with LeNet (`distance_name`)."""
     table = Table(title=f"{stage} · round {round_ + 1}", title_justify="left")
-    for col in ("#", "rank", "IS", "FID", "params", "genome"):
+    for col in ("#", "rank", "IS", distance, "params", "genome"):
         table.add_column(col, justify="right" if col != "genome" else "left", overflow="fold")
     shown = sorted(
         range(len(records)), key=lambda i: (records[i].get("rank", 0), records[i]["fid"])
@@ -49,11 +54,20 @@ def population_table(
             _fmt(r["is"]),
             _fmt(r["fid"]),
             f"{r['params']:,}",
-            str(r["genome"]).split(":", 1)[-1],
+            _genome_cell(str(r["genome"])),
         )
-    if len(records) > limit:
-        table.caption = f"{len(records) - limit} more; * best, + kept, first front = rank 0"
+    caption = [f"{len(records) - limit} more"] if len(records) > limit else []
+    if any(r.get("best") or r.get("selected") for r in records):  # the legend of the marks shown
+        caption.append("* best, + kept, first front = rank 0")
+    if caption:
+        table.caption = "; ".join(caption)
     return table
+
+
+def _genome_cell(genome: str) -> str:
+    """The genome with a space after each `,` and around each `|`, so that a narrow column folds
+    between ops, never inside one; the genome parser reads it as it is (spaces are ignored)."""
+    return genome.split(":", 1)[-1].replace(",", ", ").replace("|", " | ")
 
 
 class Reporter:
@@ -82,6 +96,7 @@ class Reporter:
         self.stage = ""
         self.last_log = 0.0
         self.losses = ""
+        self.distance = "FID"  # "FD" when the extractor is LeNet (the runner sets it)
 
     def __enter__(self) -> Self:
         if self.live_mode:
@@ -141,14 +156,15 @@ class Reporter:
             )
 
     def round_table(self, stage: str, round_: int, records: Sequence[Mapping[str, Any]]) -> None:
-        self.table = population_table(stage, round_, records)
+        self.table = population_table(stage, round_, records, distance=self.distance)
         if self.live is not None:
             self.live.update(self._render())
         else:
             best = next((r for r in records if r.get("best")), records[0])
             front = sum(1 for r in records if r.get("rank") == 0)
             self.console.print(
-                f"[{stage}] round {round_ + 1}: best IS {_fmt(best['is'])} FID {_fmt(best['fid'])} "
+                f"[{stage}] round {round_ + 1}: best IS {_fmt(best['is'])} {self.distance} "
+                f"{_fmt(best['fid'])} "
                 f"params {best['params']:,} · first front {front}/{len(records)} · {best['genome']}",
                 highlight=False,
                 markup=False,

@@ -48,9 +48,21 @@ class _Record:
 
 
 def generator_folder(directory: str | os.PathLike[str]) -> Path:
-    """The folder holding the generator: a run directory's `final/`, else `directory` itself."""
+    """The folder holding the generator: a run directory's `final/`, else `directory` itself.
+    A run (its directory or its `final/`) that has not finished is refused in those words."""
     d = Path(directory)
-    return d / "final" if (d / "spec.eagan").is_file() else d
+    if (d / "spec.eagan").is_file():
+        run = d
+    elif d.name == "final" and (d.parent / "spec.eagan").is_file():
+        run = d.parent
+    else:
+        return d
+    if not (run / "final" / "metrics.json").is_file():  # written when fully-train is done
+        raise ExportedError(
+            f"{run}: this run has not finished (no final generator yet); continue it with  "
+            f"eagan run --resume {run}"
+        )
+    return run / "final"
 
 
 def _read_json(path: Path) -> Any:

@@ -81,7 +81,9 @@ def save(fig: Figure, stem: Path, formats: Sequence[str] = FORMATS) -> list[Path
     return paths
 
 
-def pareto_figure(title: str, candidates: Sequence[Mapping[str, Any]]) -> Figure:
+def pareto_figure(
+    title: str, candidates: Sequence[Mapping[str, Any]], distance: str = "FID"
+) -> Figure:
     """One round's candidates in the IS–FID plane: parameter count as colour, the 2-D front as a
     step line (the boundary of what it dominates), the stage's pick as a star, diverged (infinite
     FID) candidates left out and counted in the title."""
@@ -94,7 +96,7 @@ def pareto_figure(title: str, candidates: Sequence[Mapping[str, Any]]) -> Figure
     missing = len(candidates) - len(ok)
     ax.set_title(title + (f" ({missing} diverged, not shown)" if missing else ""))
     ax.set_xlabel("IS (higher is better)")
-    ax.set_ylabel("FID (lower is better)")
+    ax.set_ylabel(f"{distance} (lower is better)")
     if ok:
         points = ax.scatter(
             [is_[i] for i in ok],
@@ -114,7 +116,7 @@ def pareto_figure(title: str, candidates: Sequence[Mapping[str, Any]]) -> Figure
             color="tab:red",
             linewidth=1.5,
             zorder=2,
-            label="non-dominated (IS, FID)",
+            label=f"non-dominated (IS, {distance})",
         )
         picks = [i for i in ok if candidates[i].get("best")]
         if picks:
@@ -166,7 +168,9 @@ def round_stats(history: Sequence[Mapping[str, Any]]) -> dict[str, list[dict[str
     return out
 
 
-def curves_figure(title: str, stats: Mapping[str, Sequence[Mapping[str, float]]]) -> Figure:
+def curves_figure(
+    title: str, stats: Mapping[str, Sequence[Mapping[str, float]]], distance: str = "FID"
+) -> Figure:
     """Best and median FID (top) and IS (bottom) per round, the search stages one after the other
     on one round axis with a dashed line at each stage boundary (the paper's Fig. 6–7)."""
     fig = _figure(size=(6.4, 6.0))
@@ -185,7 +189,7 @@ def curves_figure(title: str, stats: Mapping[str, Sequence[Mapping[str, float]]]
             for ax in (ax_fid, ax_is):
                 ax.axvline(offset + 0.5, color="gray", linestyle="--", linewidth=1)
         offset += len(rows)
-    ax_fid.set_ylabel("FID")
+    ax_fid.set_ylabel(distance)
     ax_is.set_ylabel("IS")
     ax_is.set_xlabel("search round (stages in run order)")
     _integer_ticks(ax_is)
@@ -224,7 +228,9 @@ def losses_figure(title: str, rows: Sequence[Mapping[str, Any]]) -> Figure:
     return fig
 
 
-def write_round_plots(plots: Path, stage: str, history: Sequence[Mapping[str, Any]]) -> None:
+def write_round_plots(
+    plots: Path, stage: str, history: Sequence[Mapping[str, Any]], distance: str = "FID"
+) -> None:
     """After a search stage: the IS–FID plane of its last round and the learning curves of all
     search stages so far."""
     rounds = [r for r in history if r.get("kind") == "round" and r["stage"] == stage]
@@ -236,9 +242,10 @@ def write_round_plots(plots: Path, stage: str, history: Sequence[Mapping[str, An
         for c in history
         if c.get("kind") == "candidate" and c["stage"] == stage and c["round"] == last
     ]
-    fig = pareto_figure(f"{stage}: round {last + 1}", mine)
+    fig = pareto_figure(f"{stage}: round {last + 1}", mine, distance)
     save(fig, plots / f"{stage}_pareto_round{last + 1:02d}")
-    save(curves_figure("best and median per round", round_stats(history)), plots / "curves")
+    curves = curves_figure("best and median per round", round_stats(history), distance)
+    save(curves, plots / "curves")
 
 
 def write_loss_plot(plots: Path, rows: Sequence[Mapping[str, Any]]) -> None:

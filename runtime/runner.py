@@ -19,6 +19,7 @@ from torch import nn
 
 from eagan_dsl.checker import check_text, load
 from eagan_dsl.ir import Program
+from eagan_dsl.settings import distance_name
 from runtime import checkpoint as ckpt
 from runtime.data import load_training_data
 from runtime.display import Reporter
@@ -88,7 +89,7 @@ def resolve_device(device: str) -> torch.device:
 def _sample_writer(
     run: RunDir, program: Program, device: torch.device, seed: int
 ) -> Callable[[str, Any], None]:
-    from torchvision.utils import save_image
+    from runtime.grids import save_grid
 
     fixed = torch.randn(64, program.latent_dim, generator=torch.Generator().manual_seed(seed))
 
@@ -100,16 +101,16 @@ def _sample_writer(
             images = generate(fixed.to(device)).float().cpu()
         if isinstance(generate, nn.Module) and was is not None:
             generate.train(was)
-        save_image(images * 0.5 + 0.5, run.samples / f"{name}.png", nrow=8)
+        save_grid(images, run.samples / f"{name}.png", nrow=8)
 
     return write
 
 
-def _plots(run: RunDir, stage: str, history: list[dict[str, Any]]) -> None:
+def _plots(run: RunDir, stage: str, history: list[dict[str, Any]], fd: str = "FID") -> None:
     from runtime.plots import write_loss_plot, write_round_plots
 
     if stage:
-        write_round_plots(run.plots, stage, history)
+        write_round_plots(run.plots, stage, history, fd)
     write_loss_plot(run.plots, [r for r in read_csv(run.root) if r["kind"] == "loss"])
 
 
@@ -206,6 +207,7 @@ class Runner:
         )
         logged = LoggedReporter(reporter, self.log)
         self.stop = [False]
+        self.fd = reporter.distance = distance_name(str(program.blocks["evaluate"]["extractor"]))
         evaluator = Evaluator(program, program.blocks["evaluate"], device, inception_weights)
         write_samples = (
             _sample_writer(run_dir, program, device, seed)
@@ -319,7 +321,7 @@ class Runner:
                             result=result,
                         )
                         if self.dist.main:
-                            _plots(self.run_dir, stage.name, self.history.records)
+                            _plots(self.run_dir, stage.name, self.history.records, self.fd)
                         report.message(f"[{stage.name}] hands on {self._encode(result)}")
                     self.index += 1
                     self.current = None
@@ -363,7 +365,7 @@ class Runner:
                 )
             self.run_dir.write_json("final/best/metrics.json", metrics["best"])
         self.ctx.report.message(
-            f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  FID {metrics['fid']:.3f} "
+            f"[{stage.stage.name}] IS {metrics['is']:.3f} ± {metrics['is_std']:.3f}  {metrics['distance']} {metrics['fid']:.3f} "
             f"({metrics['images']} images) → {self.run_dir.final}"
         )
 

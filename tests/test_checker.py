@@ -227,6 +227,32 @@ CASES = [
             "11:28: unknown argument 'kernel' of conv; conv takes k, stride, dilation, padding, depthwise, bias, sn, out"
         ],
     ),
+    # issue 20 item 8: messages that were wrong
+    ("lr_range", "lr: 2e-4", "lr: -1", ["72:15: lr (train block) must be ≥ 0, not -1"]),
+    (
+        "lr_pair",
+        "lr: 2e-4",
+        "lr: (g: 2e-4)",
+        ["72:15: lr (train block) needs both g and d, e.g. (g: 1e-4, d: 4e-4)"],
+    ),
+    (
+        "output_past_the_edges",
+        "    edge 3 -> 4 : normal\n    output 4",
+        "    edge 3 -> 4 : normal\n    output 5",
+        ["33:5: no edge of cell UpCell ends at its output node 5 (did you mean output 4?)"],
+    ),
+    (
+        "unterminated_string",
+        'genome "d_conv3x3',
+        'genome "d_conv3x3,none\n',
+        ["68:40: unterminated string: close it with '\"' on the same line"],
+    ),
+    (
+        "ema_not_a_number",
+        "epochs: 1 }\n}",
+        "epochs: 1, ema: on }\n}",
+        ["78:85: ema (stage fully_train) must be a decay in [0, 1], e.g. 0.999, or off"],
+    ),
     (
         "unclosed_cell",
         "    output 4\n  }\n\n  cell DownCell",

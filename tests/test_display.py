@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from runtime.display import Reporter, population_table
+
+ROOT = Path(__file__).resolve().parent.parent
 
 RECORDS = [
     {
@@ -36,7 +40,7 @@ def test_population_table_snapshot() -> None:
     text = console.export_text()
     lines = [line.rstrip() for line in text.splitlines()]
     assert lines[0] == "search_g · round 1"
-    row = next(line for line in lines if "nearest,bilinear" in line)
+    row = next(line for line in lines if "nearest, bilinear" in line)
     assert row.split() == [
         "│",
         "0*",
@@ -49,7 +53,8 @@ def test_population_table_snapshot() -> None:
         "│",
         "1,234,567",
         "│",
-        "nearest,bilinear",
+        "nearest,",
+        "bilinear",
         "│",
     ]
     row = next(line for line in lines if "deconv" in line)
@@ -70,3 +75,40 @@ def test_plain_lines_when_not_a_terminal() -> None:
     assert lines[2].startswith(
         "[search_g] round 1: best IS 7.50 FID 12.25 params 1,234,567 · first front 1/2"
     )
+
+
+LONG = "G:" + "|".join(["bilinear,deconv,conv3x3,dil3x3,none,skip,conv1x1"] * 2)
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_the_genome_column_folds_between_ops_and_the_legend_shows(width: int) -> None:
+    """Issue 20 item 13: a genome folds at `,`/`|`, never inside an op name, so it can be copied;
+    the `* best, + kept` legend shows whenever those marks do (population 8, no "more" line)."""
+    import re
+
+    from eagan_dsl.checker import load
+    from eagan_dsl.genome import GenomeSpace
+
+    records = [dict(RECORDS[0], genome=LONG)] + [dict(RECORDS[1], genome=LONG)] * 7
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    console.print(population_table("search_g", 0, records))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= width
+    ops = set(re.split(r"[,|:]", LONG))
+    words = {"search_g", "round", "rank", "params", "genome", "inf", "best", "kept", "first"}
+    words |= {"front", "rank"}
+    for token in re.findall(r"[a-z][a-z0-9_]*", text):
+        assert token in ops | words, (token, text)
+    assert "* best, + kept" in text
+    # the folded cell, read back line by line, is the genome (the parser ignores spaces)
+    cells: list[list[str]] = []  # each record's genome cell, line by line
+    for line in text.splitlines():
+        cols = line.split("│")[1:-1]
+        if len(cols) == 6 and cols[0].strip() not in ("", "#"):
+            cells.append([])
+        if len(cols) == 6 and cells:
+            cells[-1].append(cols[5].strip())
+    assert width == 160 or len(cells[0]) > 1  # it does fold at 80 columns
+    first = " ".join(cells[0])
+    space = GenomeSpace(load(ROOT / "tests" / "data" / "tiny.eagan").networks["G"])
+    assert space.encode(space.decode(first)) == space.encode(space.decode(LONG))

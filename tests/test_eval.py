@@ -90,7 +90,7 @@ def test_eval_command_prints_and_writes_json(app, gen_dir, tmp_path):
     r = CliRunner().invoke(app, ["eval", str(gen_dir), "--images", "200", "--seed", "3",
                                  "--device", "cpu", "--cache-dir", str(cache), "--json-out", str(out)])  # fmt: skip
     assert r.exit_code == 0, r.output
-    assert "FID" in r.output and "IS" in r.output
+    assert "FD" in r.output and "FID" not in r.output and "IS" in r.output  # LeNet: FD
     data = json.loads(out.read_text())
     # the same numbers as the library call with the same generator, extractor, stats and seed
     g = load_generator(gen_dir)

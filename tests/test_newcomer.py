@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,6 +55,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("train") / "run"
     code, output = _train(out)
     assert code == 0, output
+    (out.parent / "output.txt").write_text(output)
     return out
 
 
@@ -134,6 +136,102 @@ def test_command_line_values_the_spec_would_refuse(
     assert code == 2, output
     assert message in output
     assert list(tmp_path.iterdir()) == []
+
+
+# 8 ---------------------------------------------------------------------------------------------
+def test_no_project_size_says_so_with_the_nearest_sizes() -> None:
+    from eagan_dsl.checker import check_text
+    from eagan_dsl.diagnostics import SpecError
+
+    text = (ROOT / "specs" / "digits.eagan").read_text()
+    with pytest.raises(SpecError) as err:
+        check_text(text.replace("resolution: 16", "resolution: 28", 1), "digits.eagan")
+    hints = [d.hint or "" for d in err.value.diagnostics]
+    assert (
+        "no project size gives 28 pixels through 3 doublings (size 3 gives 24, size 4 gives 32); "
+        "change the cells or the data resolution"
+    ) in hints, hints
+    assert not any("project(size: 3)" in h for h in hints)
+
+
+@pytest.mark.parametrize("command", ["check", "run", "train"])
+def test_a_missing_spec_reads_the_same_in_every_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    extra = ["--g", GENOME, "--d", "FixedD"] if command == "train" else []
+    code, output = _cli(command, "nope.eagan", *extra)
+    assert code == 2 and output.strip() == "error: nope.eagan: no such file", output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unlocated_error_names_the_file_without_0_0(tmp_path: Path) -> None:
+    from eagan_dsl.diagnostics import SpecError
+
+    with pytest.raises(SpecError) as err:
+        load(tmp_path / "nope.eagan")
+    assert err.value.render() == f"{tmp_path / 'nope.eagan'}: error: no such file"
+
+
+# 14 --------------------------------------------------------------------------------------------
+_IMPORTS_TORCH = """
+import sys
+from runtime.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print("TORCH" if "torch" in sys.modules else "NO TORCH")
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["-h"],
+        ["run"],
+        ["run", "nope.eagan"],
+        ["run", str(TINY), "--threads", "0"],
+        ["train", str(TINY), "--g", "G", "--d", "D", "--epochs", "0"],
+        ["sample", "somewhere", "-n", "0"],
+    ],
+    ids=lambda a: " ".join(a)[:30],
+)
+def test_help_and_argument_errors_do_not_import_torch(tmp_path: Path, args: list[str]) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTS_TORCH, *args],
+        check=False, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+    )  # fmt: skip
+    assert done.stdout.strip().endswith("NO TORCH"), done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "train", "sample", "eval", "export", "check"])
+def test_help_has_h_no_bool_placeholders_and_every_option_explained(command: str) -> None:
+    code, long = _cli(command, "--help")
+    assert code == 0 and _cli(command, "-h") == (code, long)
+    assert "<bool>" not in long, long
+    if command == "train":
+        assert "--force" in long and "previous run" in long
+    if command in ("run", "train"):
+        assert "--threads" in long
+
+
+def test_threads_is_set_and_recorded(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    try:
+        code, output = _train(tmp_path / "run", "--threads", "2")
+        assert code == 0, output
+        resolved = json.loads((tmp_path / "run" / "resolved.json").read_text())
+        assert resolved["environment"]["threads"] == 2
+    finally:
+        torch.set_num_threads(before)
+    code, output = _cli("run", "--resume", str(tmp_path / "run"), "--threads", "3")
+    assert code == 2 and "--threads cannot be combined with --resume" in output
 
 
 # issue 16, item 5 --------------------------------------------------------------------------------
@@ -290,6 +388,63 @@ def test_eval_of_a_runs_final_reproduces_its_numbers(trained: Path) -> None:
             metrics["fid"],
         )
         out.unlink()
+
+
+# 15 --------------------------------------------------------------------------------------------
+def test_the_lenet_distance_is_called_fd_everywhere(trained: Path) -> None:
+    from eagan_dsl.settings import distance_name
+    from runtime.display import population_table
+
+    assert (distance_name("lenet"), distance_name("lenet-digits16")) == ("FD", "FD")
+    assert distance_name("inception") == distance_name("inception-v3-tf-2015-12-05") == "FID"
+    metrics = _metrics(trained)
+    assert metrics["distance"] == "FD" and isinstance(metrics["fid"], float)
+    said = (trained.parent / "output.txt").read_text()
+    assert f"FD {metrics['fid']:.3f}" in said and "FID" not in said, said
+    code, output = _cli("eval", str(trained), "--device", "cpu")
+    assert code == 0 and "FD" in output and "FID" not in output, output
+    record = {"is": 1.0, "fid": 2.0, "params": 3, "genome": "G:x", "rank": 0}
+    console = Console(file=io.StringIO(), width=80)
+    console.print(population_table("s", 0, [record], distance="FD"))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "FD" in shown and "FID" not in shown
+
+
+@pytest.mark.parametrize("command", ["eval", "sample"])
+@pytest.mark.parametrize("where", ["run", "run/final"])
+def test_an_unfinished_run_has_not_finished(tmp_path: Path, command: str, where: str) -> None:
+    run = tmp_path / "run"
+    (run / "final").mkdir(parents=True)
+    (run / "spec.eagan").write_text(TINY.read_text())
+    code, output = _cli(command, str(tmp_path / where))
+    assert code == 2, output
+    assert output.startswith(f"error: {run}: this run has not finished"), output
+
+
+def test_export_without_weights_says_they_are_untrained(tmp_path: Path) -> None:
+    code, output = _cli("export", "--spec", str(TINY), "--genome", GENOME, "--out", str(tmp_path))
+    assert code == 0, output
+    assert "untrained weights" in output
+
+
+# 16 --------------------------------------------------------------------------------------------
+def test_sample_grids_are_enlarged_to_be_seen(trained: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    out = tmp_path / "grid.png"
+    code, output = _cli("sample", str(trained), "-n", "16", "--out", str(out))
+    assert code == 0 and "each pixel shown as 7×7" in output, output
+    grids = [out, *sorted((trained / "samples").glob("*.png"))]
+    assert len(grids) > 1
+    for path in grids:
+        with Image.open(path) as img:
+            pixels = np.asarray(img.convert("RGB"))
+        assert pixels.shape[1] >= 512, (path, pixels.shape)
+        # nearest-neighbour: every pixel of the true-size grid is an exact square
+        f = 7 if path == out else 4  # 16 digits: 4 across, 4·18+2 = 74 px; 64: 8 across, 146 px
+        small = pixels[::f, ::f]
+        assert (np.repeat(np.repeat(small, f, 0), f, 1) == pixels).all(), path
 
 
 # 9 ---------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from torch import nn
 
 from eagan_dsl.genome import Genome, GenomeError, GenomeSpace
 from eagan_dsl.ir import Best, Program, StageIR
+from eagan_dsl.settings import distance_name
 from runtime.dist import on_main
 from runtime.nets import build_subnet, genome_of, params_of
 from runtime.search.members import EvalWrapper, Member, Trainer
@@ -86,6 +87,7 @@ class TrainStage(Stage):
                 "eval": ctx.evaluators["final"].protocol(int(s["final_images"]), seed),
                 "eval_every": int(s["eval_every"]),
                 "evaluations": list(self.evaluations),
+                "distance": distance_name(str(program.blocks["evaluate"]["extractor"])),
             }
         )
         if self.best is not None:
