@@ -67,7 +67,9 @@ def test_run_sample_eval_resume(run_dir: Path, tmp_path: Path) -> None:
             str(tmp_path / "e.json"),
         ]
     )
-    assert json.loads((tmp_path / "e.json").read_text())["n"] == 80 and "FID" in out
+    assert (
+        json.loads((tmp_path / "e.json").read_text())["n"] == 80 and "FD" in out
+    )  # LeNet features on digits: FD
     before = (run_dir / "history.jsonl").read_text()
     assert "run finished" in _ok(["run", "--resume", str(run_dir), "--device", "cpu"])
     assert (
