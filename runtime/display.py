@@ -97,6 +97,7 @@ class Reporter:
         self.last_log = 0.0
         self.losses = ""
         self.distance = "FID"  # "FD" when the extractor is LeNet (the runner sets it)
+        self.eval_task: Any = None
 
     def __enter__(self) -> Self:
         if self.live_mode:
@@ -170,3 +171,46 @@ class Reporter:
                 markup=False,
                 soft_wrap=True,
             )
+
+    # ------------------------------------------------------------------ header, evaluation, end
+    def header(self, rows: Sequence[tuple[str, str]]) -> None:
+        """What runs, before the first bar: run directory, device, seed, the stage plan."""
+        width = max((len(k) for k, _ in rows), default=0)
+        self.console.rule("eagan run", style="bold", align="left")
+        for key, value in rows:
+            self.console.print(f"{key:<{width}}  {value}", markup=False, highlight=False)
+
+    def evaluating(self, stage: str, done: int, total: int) -> None:
+        """Evaluation of a round's population: its own bar (candidates scored), so the training
+        bar does not sit frozen for minutes; plain lines at most every 10 s."""
+        if self.live_mode:
+            if done == 0 or getattr(self, "eval_task", None) is None:
+                if getattr(self, "eval_task", None) is not None:
+                    self.progress.update(self.eval_task, visible=False)
+                self.eval_task = self.progress.add_task(
+                    "evaluating", total=total, completed=done, stage=stage, losses=""
+                )
+            else:
+                self.progress.update(self.eval_task, completed=done)
+            if done >= total and self.eval_task is not None:
+                self.progress.update(self.eval_task, visible=False)
+                self.eval_task = None
+        elif done == 0 or done >= total or time.monotonic() - self.last_log > 10:
+            self.last_log = time.monotonic()
+            self.console.print(
+                f"[{stage}] evaluating {done}/{total} candidates",
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
+
+    def summary(self, rows: Sequence[tuple[str, str]]) -> None:
+        """The end of a run: what was chosen, the final metrics, time per stage, where the files
+        are. The last population table is cleared first, so the summary is what stays on screen."""
+        self.table = None
+        if self.live is not None:
+            self.live.update(self._render())
+        width = max((len(k) for k, _ in rows), default=0)
+        self.console.rule("run finished", style="bold", align="left")
+        for key, value in rows:
+            self.console.print(f"{key:<{width}}  {value}", markup=False, highlight=False)

@@ -7,6 +7,7 @@ import dataclasses
 import io
 import json
 import signal
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -239,6 +240,7 @@ class Runner:
         self.current: Any = None
         self.pending: dict[str, Any] | None = None
         self.restored: ckpt.Loaded | None = None
+        self.stage_seconds: dict[str, float] = {}
         # a checkpoint after the "start" one (or a resume): the run holds work worth keeping
         self.progressed = False
 
@@ -300,9 +302,12 @@ class Runner:
             self.save("start")  # so that a run killed at any later point can be resumed
         report = self.ctx.report
         with _stop_on_signals(self.stop), report, closing(self.log):
+            if self.dist.main and hasattr(report, "header"):
+                report.header(self._plan())
             try:
                 while self.index < len(self.program.stages):
                     stage = self.program.stages[self.index]
+                    started = time.monotonic()
                     self.current = make_stage(self.ctx, stage)
                     if self.pending is not None:
                         with _restoring(self.restored):
@@ -325,13 +330,80 @@ class Runner:
                         report.message(f"[{stage.name}] hands on {self._encode(result)}")
                     self.index += 1
                     self.current = None
+                    self.stage_seconds[stage.name] = time.monotonic() - started
                     self.save(f"{stage.name} done")
+                if self.dist.main and hasattr(report, "summary"):
+                    report.summary(self._summary())
             except Interrupted:
                 self.save("interrupted")
                 report.message(
                     f"interrupted: checkpoint saved; continue with  eagan run --resume {self.run_dir.root}"
                 )
                 raise
+
+    def _plan(self) -> list[tuple[str, str]]:
+        """The header of the display: where, on what, from which seed, the stages in order."""
+        resolved = self.run_dir.root / "resolved.json"
+        env = json.loads(resolved.read_text()).get("environment", {}) if resolved.is_file() else {}
+        stages = []
+        for st in self.program.stages:
+            s = st.settings
+            if st.kind == "train":
+                stages.append(f"{st.name} (train {s['epochs']} epochs)")
+            else:
+                net = s["network"] if isinstance(s["network"], str) else "+".join(s["network"])
+                stages.append(
+                    f"{st.name} ({net}, P {s['population']}, {s['rounds']} rounds, "
+                    f"warm-up {s['warmup']})"
+                )
+        return [
+            ("run directory", str(self.run_dir.root)),
+            (
+                "device",
+                (
+                    f"{self.ctx.device} · seed {self.ctx.seed} · threads "
+                    f"{env.get('threads', torch.get_num_threads())}"
+                ),
+            ),
+            ("stages", " → ".join(stages)),
+        ]
+
+    def _summary(self) -> list[tuple[str, str]]:
+        """The end of the display: the picks, the final metrics, time per stage, the files."""
+        rows = []
+        for name, result in self.ctx.results.items():
+            from runtime.nets import params_of
+
+            genome = result.genome
+            rows.append(
+                (
+                    f"{name} picked",
+                    f"{self._encode(result)} ({params_of(self.program, genome):,} params)",
+                )
+            )
+        final = self.run_dir.final / "metrics.json"
+        if final.is_file():
+            m = json.loads(final.read_text())
+            rows.append(
+                (
+                    "final",
+                    (
+                        f"IS {m['is']:.3f} ± {m['is_std']:.3f}, {m.get('distance', 'FID')} "
+                        f"{m['fid']:.3f} ({m['images']} images); G {m['g_params']:,} params, "
+                        f"D {m['d_params']:,} params"
+                    ),
+                )
+            )
+        if self.stage_seconds:
+            rows.append(
+                (
+                    "time",
+                    ", ".join(f"{k} {v / 60:.1f} min" for k, v in self.stage_seconds.items())
+                    + " (this process)",
+                )
+            )
+        rows.append(("files", f"{self.run_dir.root} (history.jsonl, final/, plots/, samples/)"))
+        return rows
 
     def _encode(self, result: StageResult) -> str:
         from eagan_dsl.genome import GenomeSpace

@@ -112,3 +112,68 @@ def test_the_genome_column_folds_between_ops_and_the_legend_shows(width: int) ->
     first = " ".join(cells[0])
     space = GenomeSpace(load(ROOT / "tests" / "data" / "tiny.eagan").networks["G"])
     assert space.encode(space.decode(first)) == space.encode(space.decode(LONG))
+
+
+PLAN = [
+    ("run directory", "runs/digits"),
+    ("device", "cpu · seed 0 · threads 2"),
+    (
+        "stages",
+        (
+            "search_g (G, P 8, 3 rounds, warm-up 15) → search_d (D, P 8, 3 rounds, warm-up 15) → "
+            "fully_train (train 60 epochs)"
+        ),
+    ),
+]
+END = [
+    ("search_g picked", "G:nearest,nearest,conv3x3 (176,049 params)"),
+    ("final", "IS 5.860 ± 0.000, FD 33.750 (5000 images); G 176,049 params, D 66,305 params"),
+    ("time", "search_g 2.1 min, search_d 2.5 min, fully_train 2.0 min (this process)"),
+    ("files", "runs/digits (history.jsonl, final/, plots/, samples/)"),
+]
+
+
+@pytest.mark.parametrize("width", [80, 160])
+def test_header_evaluation_and_summary_snapshot(width: int) -> None:
+    """The run's header, the evaluation lines and the closing summary, at 80 and 160 columns:
+    every value whole (long ones wrap between words), the summary after the last table."""
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    report = Reporter(console, live=False)
+    report.header(PLAN)
+    report.evaluating("search_g", 0, 8)
+    report.evaluating("search_g", 8, 8)
+    report.round_table("search_g", 0, RECORDS)
+    report.summary(END)
+    lines = [line.rstrip() for line in console.export_text().splitlines()]
+    assert lines[0].startswith("eagan run ") and set(lines[0][10:]) == {"─"}
+    assert lines[1] == "run directory  runs/digits"
+    assert lines[2] == "device         cpu · seed 0 · threads 2"
+    stages = " ".join(line.strip() for line in lines[3:] if not line.startswith("[")).split(
+        " run finished"
+    )[0]
+    assert stages.startswith("stages         search_g (G, P 8, 3 rounds, warm-up 15) → search_d")
+    assert "[search_g] evaluating 0/8 candidates" in lines
+    assert "[search_g] evaluating 8/8 candidates" in lines
+    end = lines.index(next(line for line in lines if line.startswith("run finished")))
+    assert lines[end + 1] == "search_g picked  G:nearest,nearest,conv3x3 (176,049 params)"
+    final = " ".join(line.strip() for line in lines[end + 2 : end + 4])
+    assert final.startswith("final            IS 5.860 ± 0.000, FD 33.750 (5000 images)")
+    # header and summary wrap to the width; the plain log lines `[stage] …` never hard-wrap
+    assert all(len(line) <= width for line in lines if not line.startswith("["))
+    if width == 160:  # wide enough: one line per row
+        assert lines[end + 2] == "final            " + END[1][1]
+        assert lines[end + 4] == "files            " + END[3][1]
+
+
+def test_live_summary_clears_the_last_table() -> None:
+    console = Console(width=100, record=True, color_system=None, file=io.StringIO())
+    report = Reporter(console, live=True)
+    with report:
+        report.stage_start("search_g", "round 1/3", 10)
+        report.evaluating("search_g", 0, 4)
+        report.evaluating("search_g", 4, 4)
+        report.round_table("search_g", 0, RECORDS)
+        assert report.table is not None
+        report.summary(END)
+        assert report.table is None  # the summary, not a stale population table, ends the run
+    assert "run finished" in console.export_text()

@@ -127,9 +127,12 @@ class Evolving(Stage):
                 if len(self.records) < self.P:
                     # W candidates at a time, one per rank; every rank gets every record
                     ctx.poll()
+                    self._evaluating(len(self.records))
                     i = len(self.records) + ctx.dist.rank
                     mine = self._evaluate(i) if i < self.P else None
                     self.records.extend(r for r in ctx.dist.gather(mine) if r is not None)
+                    if len(self.records) >= self.P:
+                        self._evaluating(self.P)
                     continue
                 keep = self._rank()
                 if self.round == self.R - 1:
@@ -141,6 +144,12 @@ class Evolving(Stage):
                 self._round_started()
                 ctx.save(f"{self.stage.name} round {self.round}")
         return self._result()
+
+    def _evaluating(self, done: int) -> None:
+        """Evaluation progress on the display (a reporter without it, e.g. a test's, is skipped)."""
+        show = getattr(self.ctx.report, "evaluating", None)
+        if show is not None:
+            show(self.stage.name, done, self.P)
 
     def _draw(self, position: int) -> int:
         """The candidate that trains at `position` in the round: uniformly drawn (Alg. 1 l.8 /
