@@ -39,7 +39,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -215,11 +215,12 @@ def truth_config(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    config = truth_config(args)
-    units = read_cache(args.truth_cache, config)
-    genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
-    todo = [
+def truth_jobs(
+    args: argparse.Namespace, genomes: Sequence[str], seeds: Sequence[int], have: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One stand-alone training job per (genome, seed) not in `have`, seed-major (a partial run
+    already covers every architecture once)."""
+    return [
         {
             "key": f"{g}#{s}",
             "genome": g,
@@ -231,10 +232,17 @@ def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
             "threads": args.threads,
             "against": args.against,
         }
-        for s in args.seeds
+        for s in seeds
         for g in genomes
-        if f"{g}#{s}" not in units
+        if f"{g}#{s}" not in have
     ]
+
+
+def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    config = truth_config(args)
+    units = read_cache(args.truth_cache, config)
+    genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
+    todo = truth_jobs(args, genomes, args.seeds, units)
     echo(f"ground truth: {len(units)} cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:

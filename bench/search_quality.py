@@ -364,22 +364,8 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None
     config_t = rc.truth_config(targs)
     have = trained(args)
     mine = rc.read_cache(args.trained_cache, config_t)
-    todo = [
-        {
-            "key": f"{g}#{s}",
-            "genome": g,
-            "seed": s,
-            "spec": str(args.spec),
-            "steps": args.steps,
-            "eval_at": [args.early, args.steps],
-            "images": args.images,
-            "threads": args.threads,
-            "against": args.against,
-        }
-        for s in args.train_seeds
-        for g in wanted
-        if f"{g}#{s}" not in have
-    ]
+    targs.threads = args.threads
+    todo = rc.truth_jobs(targs, wanted, args.train_seeds, have)
     echo(f"fully-train: {len(wanted)} answers, {len(todo)} trainings to do")
 
     def done(result: dict[str, Any]) -> None:
