@@ -98,6 +98,9 @@ class Reporter:
         self.losses = ""
         self.distance = "FID"  # "FD" when the extractor is LeNet (the runner sets it)
         self.eval_task: Any = None
+        self.run_task: Any = None
+        self.run_done = self.run_total = 0
+        self.run_started: tuple[float, int] | None = None  # (time, done) when this process began
 
     def __enter__(self) -> Self:
         if self.live_mode:
@@ -142,15 +145,40 @@ class Reporter:
             )
             self.last_log = time.monotonic()
 
+    def run_progress(self, total: int, done: int = 0) -> None:
+        """The whole run's training iterations (every stage), `done` of them behind (a resumed
+        run): a bar of its own with the run's ETA; in plain lines, a share and an ETA."""
+        self.run_total, self.run_done = total, done
+        self.run_started = (time.monotonic(), done)
+        if self.live_mode:
+            self.run_task = self.progress.add_task(
+                "all stages", total=total, completed=done, stage="run", losses=""
+            )
+
+    def _run_eta(self) -> str:
+        if not self.run_total or self.run_started is None:
+            return ""
+        t0, d0 = self.run_started
+        share = f" · run {100 * self.run_done / self.run_total:.0f}%"
+        if self.run_done <= d0:
+            return share
+        rate = (time.monotonic() - t0) / (self.run_done - d0)
+        left = max(self.run_total - self.run_done, 0) * rate
+        return share + f", about {left / 60:.0f} min left"
+
     def step(self, d: float, g: float, epoch: int) -> None:
         self.done += 1
+        self.run_done += 1
         self.losses = f"D {d:.3f}  G {g:.3f}"
         if self.live_mode and self.task is not None:
             self.progress.update(self.task, advance=1, losses=self.losses)
+            if self.run_task is not None:
+                self.progress.update(self.run_task, completed=self.run_done)
         elif time.monotonic() - self.last_log > 10 or self.done == self.total:
             self.last_log = time.monotonic()
             self.console.print(
-                f"[{self.stage}] epoch {epoch + 1} iteration {self.done}/{self.total} {self.losses}",
+                f"[{self.stage}] epoch {epoch + 1} iteration {self.done}/{self.total} {self.losses}"
+                + self._run_eta(),
                 highlight=False,
                 markup=False,
                 soft_wrap=True,

@@ -304,6 +304,7 @@ class Runner:
         with _stop_on_signals(self.stop), report, closing(self.log):
             if self.dist.main and hasattr(report, "header"):
                 report.header(self._plan())
+                report.run_progress(self._planned_iterations(), self.log.step)
             try:
                 while self.index < len(self.program.stages):
                     stage = self.program.stages[self.index]
@@ -367,6 +368,20 @@ class Runner:
             ),
             ("stages", " → ".join(stages)),
         ]
+
+    def _planned_iterations(self) -> int:
+        """The training iterations of every stage (warm-up, rounds, fully-train), as the stages
+        count them: the whole run's progress."""
+        total = 0
+        for st in self.program.stages:
+            s = st.settings
+            bd, n_critic = int(s["batch"]["d"]), int(s["n_critic"])
+            iters = max(self.ctx.data.batches_per_epoch(bd) // n_critic, 1)
+            if st.kind == "train":
+                total += int(s["epochs"]) * iters
+            else:
+                total += (int(s["warmup"]) + int(s["rounds"]) * int(s["epochs"])) * iters
+        return total
 
     def _summary(self) -> list[tuple[str, str]]:
         """The end of the display: the picks, the final metrics, time per stage, the files."""

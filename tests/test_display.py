@@ -177,3 +177,18 @@ def test_live_summary_clears_the_last_table() -> None:
         report.summary(END)
         assert report.table is None  # the summary, not a stale population table, ends the run
     assert "run finished" in console.export_text()
+
+
+def test_whole_run_progress_and_eta_in_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    console = Console(width=160, record=True, color_system=None, file=io.StringIO())
+    report = Reporter(console, live=False)
+    clock = iter(float(t) for t in range(0, 1000, 1))
+    monkeypatch.setattr("runtime.display.time.monotonic", lambda: next(clock))
+    report.run_progress(total=100, done=50)  # a resumed run: half done
+    report.stage_start("search_g", "round 1/3", 10)
+    for _ in range(10):
+        report.step(1.0, 2.0, 0)
+    lines = [line for line in console.export_text().splitlines() if "iteration 10/10" in line]
+    assert len(lines) == 1
+    # 60 of 100 done, 10 steps in this process at one tick each: 40 left
+    assert lines[0].endswith("· run 60%, about 1 min left")
