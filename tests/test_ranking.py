@@ -156,8 +156,9 @@ search equal {
     cells UpCell x 2 (channels: 4)
     head  bn, relu, conv(k: 3, out: image), tanh
   }
+  op dpool = avgpool(k: 2), conv(k: 1)
   cell DCell {
-    edge 0 -> 1 : avgpool
+    edge 0 -> 1 : dpool
     output 1
   }
   discriminator D {
