@@ -101,7 +101,15 @@ def best_settings(path: Path = RESULTS / "rank_correlation.json") -> tuple[dict[
     """The estimator settings bench/rank_correlation.py ranked best (highest Kendall τ of a
     supernet predictor), or a stated fallback while it has not been measured."""
     if path.is_file():
-        predictors = json.loads(path.read_text()).get("predictors", {})
+        data = json.loads(path.read_text())
+        gt = data.get("ground_truth", {})
+        if (
+            gt.get("n_archs", 0) < 25 or gt.get("n_seeds", 0) < 2
+        ):  # an interim report decides nothing
+            return dict(
+                FALLBACK_BEST
+            ), f"{path.name} is interim ({gt.get('n_archs', 0)} architectures): fallback"
+        predictors = data.get("predictors", {})
         supernets = {n: p for n, p in predictors.items() if n.startswith("supernet ")}
         if supernets:
             name = max(supernets, key=lambda n: supernets[n]["kendall"])
