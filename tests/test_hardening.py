@@ -468,26 +468,17 @@ _LOOKUP = b"c_codecs\nencode\n(X\x01\x00\x00\x00xX\x04\x00\x00\x00nopetR."
 _NOT_A_BATCH = b"(dp0\n."
 
 
-def test_a_tampered_cifar_batch_is_a_data_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "payload", [_LOOKUP, _NOT_A_BATCH], ids=["tampered (LookupError)", "no pixels (KeyError)"]
+)
+def test_a_damaged_cifar_batch_is_a_data_error(tmp_path: Path, payload: bytes) -> None:
     from eagan_dsl.ir import DataIR
     from runtime.data import DataError, load_training_data
 
     folder = tmp_path / "cifar-10-batches-py"
     folder.mkdir()
     for i in range(1, 6):
-        (folder / f"data_batch_{i}").write_bytes(_LOOKUP)
-    with pytest.raises(DataError, match="is not a CIFAR-10 python batch"):
-        load_training_data(DataIR("cifar10", str(tmp_path), 8, 3), "cpu")  # type: ignore[arg-type]
-
-
-def test_a_cifar_batch_without_pixels_is_a_data_error(tmp_path: Path) -> None:
-    from eagan_dsl.ir import DataIR
-    from runtime.data import DataError, load_training_data
-
-    folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
-    for i in range(1, 6):
-        (folder / f"data_batch_{i}").write_bytes(_NOT_A_BATCH)
+        (folder / f"data_batch_{i}").write_bytes(payload)
     with pytest.raises(DataError, match="is not a CIFAR-10 python batch"):
         load_training_data(DataIR("cifar10", str(tmp_path), 8, 3), "cpu")  # type: ignore[arg-type]
 
