@@ -349,3 +349,24 @@ def test_partial_kendall_and_top_overlap(rc: Any) -> None:
     assert rc.top_overlap([1, 2, 3, 9, 8, 7], [9, 8, 7, 1, 2, 3], k=3) == 0
     lo, hi = rc.bootstrap(rc.kendall, x, y, n=200)
     assert lo <= rc.kendall(x, y) <= hi
+
+
+def test_seed_agreement_and_collapse_count(rc: Any) -> None:
+    """The noise ceiling pairs each architecture's seed-0 FD with its own seed-1 FD (rows with one
+    seed left out), and the collapse count uses 10 × the median run."""
+    rows = [
+        {"fd_per_seed": {"0": 20.0, "1": 24.0}},
+        {"fd_per_seed": {"0": 30.0, "1": 22.0}},
+        {"fd_per_seed": {"0": 900.0, "1": 25.0}},
+        {"fd_per_seed": {"0": 800.0, "1": 850.0}},
+        {"fd_per_seed": {"0": 26.0}},
+    ]
+    agree = rc.seed_agreement(rows)
+    a, b = [20.0, 30.0, 900.0, 800.0], [24.0, 22.0, 25.0, 850.0]
+    assert agree["n"] == 4
+    assert agree["kendall"] == pytest.approx(scipy.stats.kendalltau(a, b).statistic)
+    fail = rc.collapsed(rows)
+    assert fail["threshold"] == pytest.approx(260.0)  # the median of the 9 runs is 26
+    assert (fail["runs"], fail["failed"]) == (9, 3)
+    assert (fail["archs_all_seeds_failed"], fail["archs_some_seeds_failed"]) == (1, 1)
+    assert fail["archs_with_seeds"] == 4
