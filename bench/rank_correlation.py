@@ -577,7 +577,7 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=140)
+    console = Console(width=170)
     genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
     truth_units = read_cache(args.truth_cache, truth_config(args))
     proxy_units = read_proxy(args, proxy_config(args, genomes))
@@ -599,6 +599,18 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
                 steps = f"{int(at) // 1000}k" if int(at) % 1000 == 0 else at
                 predictors[f"supernet {setting}, {rule}, {steps} steps"] = fd
     rows = {name: compare(pred, truth_fd, params) for name, pred in predictors.items()}
+    # secondary: among the architectures whose every training succeeded (no FD above the
+    # failure threshold), where the ranking is not dominated by which trainings collapsed
+    ok = [
+        all(float(f) <= gt["collapsed"]["threshold"] for f in r["fd_per_seed"].values())
+        for r in gt["rows"]
+    ]
+    for name, pred in predictors.items():
+        keep = [i for i, k in enumerate(ok) if k]
+        sub = compare(
+            [pred[i] for i in keep], [truth_fd[i] for i in keep], [params[i] for i in keep]
+        )
+        rows[name]["trained_only"] = {k: sub[k] for k in ("n", "kendall", "kendall_ci")}
     table = Table(
         title=f"Ranking of {gt['n_archs']} G architectures against stand-alone training "
         f"({args.steps} steps, mean FD over {gt['n_seeds']} seed(s))"
@@ -610,6 +622,7 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
         "Spearman ρ [95 % CI]",
         "top-5",
         "τ | params",
+        "τ, trained only [95 % CI]",
     ):
         table.add_column(col, justify="left" if col == "predictor" else "right")
     for name, r in rows.items():
@@ -620,6 +633,8 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
             f"{r['spearman']:.2f} [{r['spearman_ci'][0]:.2f}, {r['spearman_ci'][1]:.2f}]",
             f"{r['top5']}/5",
             f"{r['kendall_given_params']:.2f}",
+            f"{r['trained_only']['kendall']:.2f} [{r['trained_only']['kendall_ci'][0]:.2f}, "
+            f"{r['trained_only']['kendall_ci'][1]:.2f}] (n {r['trained_only']['n']})",
         )
     console.print(table)
     console.print(
