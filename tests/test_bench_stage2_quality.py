@@ -1,0 +1,140 @@
+"""bench/stage2_quality.py (stage 2 and the paper's ablations) on tiny settings: the method specs
+check with equal budgets and a stage-2 quota that lets discriminators be ranked, each method runs,
+caches and resumes, the methods sharing stage 1 share G*, and the report pairs by training
+seed."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import scipy.stats
+from bench_module import load_bench
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "tests" / "data" / "tiny.eagan"
+s2 = load_bench("stage2_quality")
+BUDGET = {"population": 8, "rounds": 3, "warmup": 15, "g_epochs": 5, "d_epochs": 61}
+
+
+def test_digits_method_specs_check_with_equal_budgets() -> None:
+    texts = s2.method_specs(s2.SPEC.read_text(), BUDGET, "GNearest", "AutoGAND")
+    budgets = s2.check_specs(texts)
+    assert set(budgets) == set(s2.METHODS)
+    assert budgets["eagan"] == budgets["d_first"] == budgets["no_reset"] == budgets["random_d"]
+    assert budgets["gd3"]["evaluations"] == 2 * budgets["eagan"]["evaluations"]
+    assert budgets["coupled"]["evaluations"] == budgets["eagan"]["evaluations"]
+    assert "fully_train" not in texts["eagan"]
+    assert "weight_reset: off" in texts["no_reset"]
+
+
+def test_a_stage_2_too_short_to_rank_discriminators_is_refused() -> None:
+    texts = s2.method_specs(s2.SPEC.read_text(), {**BUDGET, "d_epochs": 5}, "GNearest", "AutoGAND")
+    with pytest.raises(ValueError, match="at least 150"):
+        s2.check_specs({"eagan": texts["eagan"]})
+
+
+def test_paired_t_matches_scipy() -> None:
+    diffs = [1.5, -0.5, 2.0, 3.0, 0.25, math.nan]
+    r = s2.paired_t(diffs)
+    v = diffs[:-1]
+    assert r["n"] == 5
+    assert r["mean"] == pytest.approx(sum(v) / 5)
+    assert r["p"] == pytest.approx(scipy.stats.ttest_1samp(v, 0.0).pvalue)
+    lo, hi = scipy.stats.t.interval(0.95, 4, loc=sum(v) / 5, scale=scipy.stats.sem(v))
+    assert (r["lo"], r["hi"]) == (pytest.approx(lo), pytest.approx(hi))
+
+
+def _args(tmp: Path, part: str) -> list[str]:
+    return [
+        sys.executable,
+        str(ROOT / "bench" / "stage2_quality.py"),
+        part,
+        "--spec", str(TINY),
+        "--methods", "eagan", "random_d", "coupled", "gd3",
+        "--seeds", "0",
+        "--population", "4",
+        "--rounds", "2",
+        "--warmup", "1",
+        "--g-epochs", "1",
+        "--d-epochs", "1",
+        "--min-pair-iterations", "1",
+        "--train-seeds", "0",
+        "--steps", "4",
+        "--images", "64",
+        "--against", "FixedD",
+        "--jobs", "1",
+        "--threads", "1",
+        "--out", str(tmp / "runs"),
+        "--searches-cache", str(tmp / "searches.json"),
+        "--trained-cache", str(tmp / "trained.json"),
+        "--report-file", str(tmp / "report.json"),
+    ]  # fmt: skip
+
+
+def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    run = lambda part: subprocess.run(
+        _args(tmp_path, part), check=True, capture_output=True, text=True, env=env
+    )
+    assert "0 cached, 4 to run" in run("search").stdout
+    found = json.loads((tmp_path / "searches.json").read_text())["units"]
+    assert set(found) == {"eagan#0", "random_d#0", "coupled#0", "gd3#0"}
+    # eagan and random D search share stage 1 at a seed: the same G*
+    assert found["eagan#0"]["g"] == found["random_d#0"]["g"]
+    for x in found.values():
+        assert x["g"].startswith("G:") and x["d"].startswith("D:")
+    # random search answers with the best D scored in any round
+    history = [
+        json.loads(line)
+        for line in (tmp_path / "runs" / "random_d" / "seed0" / "history.jsonl")
+        .read_text()
+        .splitlines()
+        if line.strip()
+    ]
+    ds = [r for r in history if r.get("kind") == "candidate" and r["stage"] == "search_d"]
+    assert {r["round"] for r in ds} == {0, 1}
+    assert found["random_d#0"]["d"] == min(ds, key=lambda r: r["fid"])["genome"]
+    assert "4 cached, 0 to run" in run("search").stdout
+    run("train")
+    trained = json.loads((tmp_path / "trained.json").read_text())["units"]
+    for x in found.values():
+        assert s2.pair_key(x["g"], x["d"], 0) in trained
+        assert s2.pair_key(x["g"], "FixedD", 0) in trained
+    assert "0 to train" in run("train").stdout
+    out = run("report")
+    assert "random D search" in out.stdout
+    report = json.loads((tmp_path / "report.json").read_text())
+    eagan = report["methods"]["eagan"]
+    key = s2.pair_key(found["eagan#0"]["g"], found["eagan#0"]["d"], 0)
+    base = s2.pair_key(found["eagan#0"]["g"], "FixedD", 0)
+    fd = trained[key]["evals"]["4"]["fid"]
+    assert eagan["final_fd"]["values"] == [fd]
+    assert eagan["gain_over_fixed_d"]["mean"] == pytest.approx(
+        fd - trained[base]["evals"]["4"]["fid"]
+    )
+    assert report["against_eagan"]["random_d"]["n"] == 1
+
+
+def test_set_keys_in_one_line_and_multi_line_blocks() -> None:
+    one = "  stage s : search { network: G, against: FixedD, warmup: 1 }\n"
+    out = s2.set_keys(one, {"warmup": 3, "rounds": 2})
+    assert out == "  stage s : search { rounds: 2, network: G, against: FixedD, warmup: 3 }\n"
+    multi = (
+        "  stage s : search {  # a comment with warmup: 9\n"
+        "    network: G\n"
+        "    warmup: 15  # small (paper: 50)\n"
+        "  }\n"
+    )
+    out = s2.set_keys(multi, {"warmup": 4, "epochs": 61})
+    assert out == (
+        "  stage s : search {  # a comment with warmup: 9\n"
+        "    epochs: 61\n"
+        "    network: G\n"
+        "    warmup: 4  # small (paper: 50)\n"
+        "  }\n"
+    )
