@@ -149,12 +149,17 @@ def build_subnet(network: NetworkIR, genome: GenomeLike = (), seed: int = 0) -> 
 
 def subnet_keys(network: NetworkIR, genome: GenomeLike, keys: Iterable[str]) -> dict[str, str]:
     """The subnet's state-dict key of every supernet key that the genome chooses (others are left
-    out): `cells.p.edges.e.ops.c.rest` → `cells.p.e.rest`; keys outside the cells are unchanged."""
-    _, plan = _check(network, genome)
+    out): `cells.p.edges.e.ops.c.rest` → `cells.p.e.rest`, `links.i.ops.c.rest` (a link the genome
+    picks) → `links.i.rest`; other keys are unchanged."""
+    g, plan = _check(network, genome)
+    links = _link_plan(network, g)
     out = {}
     for key in keys:
         parts = key.split(".")
-        if parts[0] != "cells" or len(parts) < 6 or parts[2] != "edges" or parts[4] != "ops":
+        if parts[0] == "links" and len(parts) > 3 and parts[2] == "ops":
+            if links[int(parts[1])] == int(parts[3]):
+                out[key] = ".".join(["links", parts[1], *parts[4:]])
+        elif parts[0] != "cells" or len(parts) < 6 or parts[2] != "edges" or parts[4] != "ops":
             out[key] = key
         elif plan.get((int(parts[1]), int(parts[3]))) == int(parts[5]):
             out[key] = ".".join(["cells", parts[1], parts[3], *parts[6:]])

@@ -245,6 +245,13 @@ class _Checker:
             stages=tuple(stages),
             ops=MappingProxyType(self.ops),
             choices=MappingProxyType(self.choices),
+            case_ops=MappingProxyType(
+                {
+                    op.name: (_op_text(op), self.templates[op.name].kind)
+                    for op in self.spec.items
+                    if isinstance(op, ast.OpDef) and op.name in self.templates
+                }
+            ),
         )
 
     # ---------------------------------------------------------------------- definitions
@@ -1919,6 +1926,13 @@ class _Checker:
                     )
                     ok = False
         return ok
+
+
+def _op_text(op: ast.OpDef) -> str:
+    """An op that reads decisions, as written (its parts differ per cell and decision values)."""
+    from .fmt import leaf_text
+
+    return leaf_text(op, []).split(" = ", 1)[1]
 
 
 def _deconv(op: ir.Op, doublings: int) -> ir.Op:

@@ -274,6 +274,8 @@ class Program:
     stages: tuple[StageIR, ...]
     ops: Mapping[str, Op] = field(default_factory=lambda: MappingProxyType({}))
     choices: Mapping[str, tuple[Op, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # ops whose parts a cell decision picks: name → (the case as written, its kind)
+    case_ops: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def network(self, name: str) -> NetworkIR:
         """A searchable network, or the base network of a fixed one."""

@@ -154,6 +154,10 @@ def describe(program: Program) -> dict[str, Any]:
         "ops": [
             {"name": op.name, "parts": _prims(op.parts), "kind": op.kind}
             for op in program.ops.values()
+        ]
+        + [
+            {"name": name, "parts": text, "kind": kind}
+            for name, (text, kind) in program.case_ops.items()
         ],
         "choices": [
             {"name": n, "candidates": [op.name for op in ops]} for n, ops in program.choices.items()
@@ -204,8 +208,10 @@ def render(info: dict[str, Any], console: Console) -> None:
         f"latent {info['latent']['dim']} {info['latent']['distribution']}"
     )
     ops = Table("op", "parts", "kind", title="op library", title_justify="left")
+    from rich.markup import escape
+
     for op in info["ops"]:
-        ops.add_row(op["name"], op["parts"], op["kind"])
+        ops.add_row(op["name"], escape(op["parts"]), op["kind"])
     choices = Table("choice", "candidates", title="choice sets", title_justify="left")
     for ch in info["choices"]:
         choices.add_row(ch["name"], ", ".join(ch["candidates"]))
@@ -219,7 +225,8 @@ def render(info: dict[str, Any], console: Console) -> None:
             title_justify="left",
         )
         for d in cell.get("decisions", []):
-            t.add_row("decision", f"{d['name']}: [{', '.join(d['options'])}]", "yes (one gene)")
+            values = escape(f"[{', '.join(d['options'])}]")
+            t.add_row("decision", f"{d['name']}: {values}", "yes (one gene)")
         for e in cell["edges"]:
             reads = f" (reads {', '.join(e['reads'])})" if e.get("reads") else ""
             t.add_row(f"{e['src']} → {e['dst']}", e["op"] + reads, "yes" if e["searchable"] else "")
