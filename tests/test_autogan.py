@@ -329,15 +329,19 @@ ERRORS = [
         "decision_undeclared",
         CELL,
         "cell AutoGANCell(order: [post, pre], norm: [none, bn, in]) {",
-        r"^\d+:19: op 'block1' reads decision 'up' \(case at \d+:\d+\), which cell AutoGANCell "
-        r"does not declare",
+        (
+            r"^\d+:19: op 'block1' reads decision 'up' \(case at \d+:\d+\), which cell AutoGANCell "
+            r"does not declare"
+        ),
     ),
     (
         "decision_value_missing",
         "norm: [none, bn, in]",
         "norm: [none, bn, in, ln]",
-        r"^\d+:19: op 'block1': case norm \(at \d+:\d+\) has no branch for ln; decision norm of "
-        r"cell AutoGANCell is \[none, bn, in, ln\]",
+        (
+            r"^\d+:19: op 'block1': case norm \(at \d+:\d+\) has no branch for ln; decision norm of "
+            r"cell AutoGANCell is \[none, bn, in, ln\]"
+        ),
     ),
     (
         "case_value_extra",
@@ -367,22 +371,28 @@ ERRORS = [
         "decision_unread",
         "up: [bilinear, nearest, deconv])",
         "up: [bilinear, nearest, deconv], width: [narrow, wide])",
-        r"^\d+:\d+: decision 'width' of cell AutoGANCell is read by no op of cell 1 of "
-        r"generator G",
+        (
+            r"^\d+:\d+: decision 'width' of cell AutoGANCell is read by no op of cell 1 of "
+            r"generator G"
+        ),
     ),
     (
         "branches_of_different_kinds",
         "deconv: conv_transpose(k: 2, padding: 0, output_padding: 0) }",
         "deconv: conv(k: 3) }",
-        r"^\d+:3: op 'g_up' is an up op when up is bilinear; a normal op when up is deconv: "
-        r"every branch of a case must change the resolution alike",
+        (
+            r"^\d+:3: op 'g_up' is an up op when up is bilinear; a normal op when up is deconv: "
+            r"every branch of a case must change the resolution alike"
+        ),
     ),
     (
         "case_in_head",
         "head bn, relu, conv(k: 3, out: image), tanh",
         "head g_norm, relu, conv(k: 3, out: image), tanh",
-        r"^\d+:10: op 'g_norm' picks its parts by a cell decision \(case\): only cell edges and "
-        r"links can use it",
+        (
+            r"^\d+:10: op 'g_norm' picks its parts by a cell decision \(case\): only cell edges and "
+            r"links can use it"
+        ),
     ),
     (
         "bad_resize_mode",
@@ -405,10 +415,14 @@ ERRORS = [
     (
         "case_two_value_sets",
         "op block2 = case order { post: conv(k: 3), g_norm, relu | pre: g_norm, relu, conv(k: 3) }",
-        "op block2 = case order { post: conv(k: 3), g_norm, relu | pre: g_norm, relu, conv(k: 3) }\n"
-        "  op both = block1, case_o\n  op case_o = case order { a: skip | b: skip }",
-        r"^\d+:\d+: case order names a, b, but another case on order in op 'both' \(at "
-        r"\d+:\d+\) names post, pre",
+        (
+            "op block2 = case order { post: conv(k: 3), g_norm, relu | pre: g_norm, relu, conv(k: 3) }\n"
+            "  op both = block1, case_o\n  op case_o = case order { a: skip | b: skip }"
+        ),
+        (
+            r"^\d+:\d+: case order names a, b, but another case on order in op 'both' \(at "
+            r"\d+:\d+\) names post, pre"
+        ),
     ),
     (
         "genome_bad_value",
