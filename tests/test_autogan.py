@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import io
 import itertools
 import random
 import re
@@ -656,7 +657,7 @@ def test_autogan_digits_runs_both_stages_end_to_end_and_exports(tmp_path: Path) 
 
     torch.set_num_threads(1)
     spec = ROOT / "specs" / "autogan_digits.eagan"
-    reporter = Reporter(Console(file=open("/dev/null", "w"), width=120), live=False)
+    reporter = Reporter(Console(file=io.StringIO(), width=120), live=False)
     out = run(spec, tmp_path / "run", device="cpu", quick=True, reporter=reporter)
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     space = _space(load(spec))
