@@ -678,3 +678,28 @@ def test_autogan_digits_runs_both_stages_end_to_end_and_exports(tmp_path: Path) 
     with torch.no_grad():
         images = model.eval()(torch.randn(2, module.LATENT_DIM))
     assert images.shape == (2, 1, 16, 16) and torch.isfinite(images).all()
+
+
+def test_deconv_resize_needs_one_ratio_at_the_link() -> None:
+    """A deconv resize on a discriminator's link (its nodes shrink, or keep the size: the genome
+    decides) has no ratio to write out: an error at the link's op."""
+    old = "    cells DownCell x 3 (channels: 32)\n"
+    assert old in DIGITS
+    text = DIGITS.replace(old, old + "    link 2.1 -> 3.1 : dlink\n", 1).replace(
+        "  discriminator D {",
+        "  op dlink = resize(mode: deconv), conv(k: 1)\n  discriminator D {",
+        1,
+    )
+    with pytest.raises(SpecError) as info:
+        check_text(text, "autogan_digits.eagan")
+    line = text.splitlines().index("    link 2.1 -> 3.1 : dlink") + 1
+    (diag,) = info.value.diagnostics
+    assert (diag.line, diag.column) == (line, 23)
+    assert (
+        diag.header()
+        .split(": error: ", 1)[1]
+        .startswith(
+            "resize(mode: deconv) on link 2.1 -> 3.1 needs one up-sampling ratio in every "
+            "architecture; here log2 of it is -1 or 0"
+        )
+    )
