@@ -36,8 +36,8 @@ from .supernet import as_genome, live_nodes
 __all__ = ["ExportError", "ExportResult", "export_command", "export_network", "render_source"]
 
 _MODULE_PRIMS = {
-    "skip", "conv", "conv_transpose", "upsample", "avgpool", "maxpool", "bn", "relu", "lrelu",
-    "tanh", "linear",
+    "skip", "conv", "conv_transpose", "upsample", "avgpool", "maxpool", "bn", "inorm", "relu",
+    "lrelu", "tanh", "linear",
 }  # fmt: skip
 
 
@@ -126,6 +126,7 @@ def _module_expr(part: Part) -> str:
         "avgpool": f"nn.AvgPool2d({p.get('k', 2)})",
         "maxpool": f"nn.MaxPool2d({p.get('k', 2)})",
         "bn": f"nn.BatchNorm2d({cin})",
+        "inorm": f"nn.InstanceNorm2d({cin})",
         "relu": "nn.ReLU()",
         "lrelu": f"nn.LeakyReLU({p.get('slope', 0.2)})",
         "tanh": "nn.Tanh()",
@@ -324,12 +325,13 @@ def _render_link(sub: SubNet, i: int, var: str | None, w: _Writer) -> None:
     modules are declared, so that the weights load and the parameter count is the subnet's."""
     network = sub.network
     link = network.links[i]
+    if i in sub.links_off:
+        return  # a searched link that this architecture leaves out
+    op = _link_op(sub, i)
     src, dst = network.cells[link.src_cell - 1], network.cells[link.dst_cell - 1]
     cin, cout = node_channels(src, link.src_node), node_channels(dst, link.dst_node)
-    parts = walk(link.op.parts, cin, cout, network.image_channels, link.op.name)
-    where = (
-        f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}: {link.op.name}"
-    )
+    parts = walk(op.parts, cin, cout, network.image_channels, op.name)
+    where = f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}: {op.name}"
     if var is None:
         w.op(
             f"link{i}",
@@ -347,10 +349,12 @@ def _render_link(sub: SubNet, i: int, var: str | None, w: _Writer) -> None:
 
 def _edge_op(sub: SubNet, pos: int, e: int) -> Op:
     edge = sub.network.cells[pos].cell.edges[e]
-    if not edge.searchable:
-        return edge.candidates[0]
-    gene = sub.network.searchable_edges.index((pos, e))
-    return edge.candidates[sub.genome.choices[gene]]
+    return edge.candidates[genome_space(sub.network).variants(sub.genome, pos)[e]]
+
+
+def _link_op(sub: SubNet, i: int) -> Op:
+    link = sub.network.links[i]
+    return link.candidates[genome_space(sub.network).link_variants(sub.genome)[i]]
 
 
 def _assemble(
@@ -414,7 +418,13 @@ def _to_subnet_state(
     kept) or a SubNet state dict (kept as is)."""
     if not any(".edges." in k and k.startswith("cells.") for k in state):
         return dict(state)
-    chosen = dict(zip(network.searchable_edges, genome.choices))
+    space = genome_space(network)
+    chosen = {
+        (pos, e): v
+        for pos in range(len(network.cells))
+        for e, v in enumerate(space.variants(genome, pos))
+    }
+    links = space.link_variants(genome)
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         parts = key.split(".")
@@ -423,6 +433,10 @@ def _to_subnet_state(
             if chosen.get((pos, e), 0) != c:
                 continue
             key = ".".join(["cells", parts[1], parts[3], *parts[6:]])
+        elif parts[0] == "links" and len(parts) > 3 and parts[2] == "ops":
+            if links[int(parts[1])] != int(parts[3]):
+                continue
+            key = ".".join(["links", parts[1], *parts[4:]])
         out[key] = value
     return out
 

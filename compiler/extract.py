@@ -20,7 +20,16 @@ from eagan_dsl.ir import NetworkIR
 
 from .ops import Chain
 from .params import genome_space
-from .supernet import EdgeFn, GenomeLike, SuperNet, _Network, as_genome, build_edge_op
+from .supernet import (
+    EdgeFn,
+    GenomeLike,
+    LinkFn,
+    SuperEdge,
+    SuperNet,
+    _Network,
+    as_genome,
+    build_edge_op,
+)
 
 __all__ = ["SubNet", "build_subnet", "extract", "subnet_keys"]
 
@@ -32,6 +41,12 @@ class SubNet(_Network):
         super().__init__()
         self.genome = genome
         self.network = network
+        self.links_off: frozenset[int] = frozenset()  # searched links that are off
+
+    def _link(self, i: int) -> LinkFn | None:
+        if i in self.links_off:
+            return None  # an empty placeholder keeps the other links' indices
+        return super()._link(i)
 
     def _set_edges(self, edges: Mapping[tuple[int, int], Chain]) -> None:
         self.cells = nn.ModuleList(
@@ -59,16 +74,22 @@ def _check(
     network: NetworkIR, genome: GenomeLike
 ) -> tuple[Genome, dict[tuple[int, int], int | None]]:
     g = as_genome(network, genome)
-    problem = genome_space(network).problem(g)
+    space = genome_space(network)
+    problem = space.problem(g)
     if problem is not None:
         raise ValueError(f"invalid genome {g}: {problem}")
-    chosen = dict(zip(network.searchable_edges, g.choices))
     plan: dict[tuple[int, int], int | None] = {}
     for pos, inst in enumerate(network.cells):
-        for e, edge in enumerate(inst.cell.edges):
-            c = chosen.get((pos, e), 0)
-            plan[(pos, e)] = None if edge.candidates[c].is_none else c
+        for e, (edge, v) in enumerate(zip(inst.cell.edges, space.variants(g, pos))):
+            plan[(pos, e)] = None if edge.candidates[v].is_none else v
     return g, plan
+
+
+def _link_plan(network: NetworkIR, g: Genome) -> list[int | None]:
+    return [
+        None if link.candidates[v].is_none else v
+        for link, v in zip(network.links, genome_space(network).link_variants(g))
+    ]
 
 
 def extract(supernet: SuperNet, genome: GenomeLike) -> SubNet:
@@ -79,7 +100,12 @@ def extract(supernet: SuperNet, genome: GenomeLike) -> SubNet:
     sub = SubNet(network, g)
     sub.project = copy.deepcopy(supernet.project)
     sub.stem = copy.deepcopy(supernet.stem)
-    sub.links = copy.deepcopy(supernet.links)
+    links = _link_plan(network, g)
+    sub.links = nn.ModuleList(
+        Chain() if c is None else copy.deepcopy(_as_module(supernet.link_module(i, c)))
+        for i, c in enumerate(links)
+    )
+    sub.links_off = frozenset(i for i, c in enumerate(links) if c is None)
     sub.head = copy.deepcopy(supernet.head)
     sub._links_into = dict(supernet._links_into)
     sub._link_sources = set(supernet._link_sources)
@@ -93,6 +119,11 @@ def extract(supernet: SuperNet, genome: GenomeLike) -> SubNet:
     return sub
 
 
+def _as_module(fn: LinkFn | None) -> nn.Module:
+    assert isinstance(fn, nn.Module)
+    return fn
+
+
 def build_subnet(network: NetworkIR, genome: GenomeLike = (), seed: int = 0) -> SubNet:
     """A freshly initialised subnet (the fully-train stage's G* and D*, or a network without
     searchable edges such as SimpleD), built without the supernet."""
@@ -101,6 +132,12 @@ def build_subnet(network: NetworkIR, genome: GenomeLike = (), seed: int = 0) -> 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         sub._build_common(network)
+        links = _link_plan(network, g)
+        sub.links = nn.ModuleList(
+            Chain() if c is None else module.ops[c] if isinstance(module, SuperEdge) else module
+            for module, c in zip(sub.links, links)
+        )
+        sub.links_off = frozenset(i for i, c in enumerate(links) if c is None)
         edges = {
             (pos, e): build_edge_op(network, pos, e, network.cells[pos].cell.edges[e].candidates[c])
             for (pos, e), c in plan.items()
@@ -112,12 +149,17 @@ def build_subnet(network: NetworkIR, genome: GenomeLike = (), seed: int = 0) -> 
 
 def subnet_keys(network: NetworkIR, genome: GenomeLike, keys: Iterable[str]) -> dict[str, str]:
     """The subnet's state-dict key of every supernet key that the genome chooses (others are left
-    out): `cells.p.edges.e.ops.c.rest` → `cells.p.e.rest`; keys outside the cells are unchanged."""
-    _, plan = _check(network, genome)
+    out): `cells.p.edges.e.ops.c.rest` → `cells.p.e.rest`, `links.i.ops.c.rest` (a link the genome
+    picks) → `links.i.rest`; other keys are unchanged."""
+    g, plan = _check(network, genome)
+    links = _link_plan(network, g)
     out = {}
     for key in keys:
         parts = key.split(".")
-        if parts[0] != "cells" or len(parts) < 6 or parts[2] != "edges" or parts[4] != "ops":
+        if parts[0] == "links" and len(parts) > 3 and parts[2] == "ops":
+            if links[int(parts[1])] == int(parts[3]):
+                out[key] = ".".join(["links", parts[1], *parts[4:]])
+        elif parts[0] != "cells" or len(parts) < 6 or parts[2] != "edges" or parts[4] != "ops":
             out[key] = key
         elif plan.get((int(parts[1]), int(parts[3]))) == int(parts[5]):
             out[key] = ".".join(["cells", parts[1], parts[3], *parts[6:]])

@@ -275,6 +275,12 @@ def _bn(prim: Prim, in_channels: int, out_channels: int, **_: Any) -> nn.Module:
     return bn
 
 
+@register("inorm")
+def _inorm(prim: Prim, in_channels: int, out_channels: int, **_: Any) -> nn.Module:
+    # AutoGAN's IN: nn.InstanceNorm2d's defaults (affine=False: no parameters, no running stats)
+    return nn.InstanceNorm2d(in_channels)
+
+
 @register("relu")
 def _relu(prim: Prim, in_channels: int, out_channels: int, **_: Any) -> nn.Module:
     # not in-place: a node's value feeds several edges

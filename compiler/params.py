@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from eagan_dsl import shapes
 from eagan_dsl.genome import Genome, GenomeSpace, cell_problem, cell_scale
-from eagan_dsl.ir import CellInstance, NetworkIR, Op, Prim, Program
+from eagan_dsl.ir import CellInstance, EdgeIR, LinkIR, NetworkIR, Op, Prim, Program
 from eagan_dsl.primitives import PRIMITIVES
 
 
@@ -120,21 +120,45 @@ def fixed_params(network: NetworkIR) -> int:
     for prim in network.stem:
         if prim.name == "project":
             total += project_params(prim, network.latent_dim, chunk_channels(network))
-    for link in network.links:
-        src = network.cells[link.src_cell - 1]
-        dst = network.cells[link.dst_cell - 1]
-        total += op_params(
-            link.op,
-            node_channels(src, link.src_node),
-            node_channels(dst, link.dst_node),
-            network.image_channels,
-            f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}",
-        )
+    for i, link in enumerate(network.links):
+        if not _varies(link):
+            total += _link_op_params(network, i, link.op)
     for inst in network.cells:
         for e, edge in enumerate(inst.cell.edges):
-            if not edge.searchable:
+            if not _varies(edge):
                 total += _edge_op_params(network, inst, e, edge.candidates[0])
     return total
+
+
+def _varies(edge: EdgeIR | LinkIR) -> bool:
+    """Whether the genome picks the op: a gene of its own, or decisions it reads."""
+    return edge.searchable or len(edge.candidates) > 1
+
+
+def _link_op_params(network: NetworkIR, i: int, op: Op) -> int:
+    link = network.links[i]
+    src = network.cells[link.src_cell - 1]
+    dst = network.cells[link.dst_cell - 1]
+    return op_params(
+        op,
+        node_channels(src, link.src_node),
+        node_channels(dst, link.dst_node),
+        network.image_channels,
+        f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}",
+    )
+
+
+_SPACES: dict[int, tuple[NetworkIR, GenomeSpace]] = {}
+
+
+def _space(network: NetworkIR) -> GenomeSpace:
+    """The network's genome space without the resolution floor (codec and plans only), cached."""
+    hit = _SPACES.get(id(network))
+    if hit is None or hit[0] is not network:
+        if len(_SPACES) > 256:
+            _SPACES.clear()
+        hit = _SPACES[id(network)] = (network, GenomeSpace(network))
+    return hit[1]
 
 
 def _edge_op_params(network: NetworkIR, inst: CellInstance, e: int, op: Op) -> int:
@@ -149,25 +173,34 @@ def _edge_op_params(network: NetworkIR, inst: CellInstance, e: int, op: Op) -> i
 def count_params(network: NetworkIR, genome: Genome | Sequence[int] = ()) -> int:
     """Learnable parameters of the subnet a genome selects, counted from the IR (no torch)."""
     choices = genome.choices if isinstance(genome, Genome) else tuple(genome)
-    genes = network.searchable_edges
+    genes = network.genes
     if len(choices) != len(genes):
         raise ValueError(
             f"genome has {len(choices)} genes, network {network.name} has {len(genes)}"
         )
     total = fixed_params(network)
-    for (pos, e), c in zip(genes, choices):
-        inst = network.cells[pos]
-        op = inst.cell.edges[e].candidates[c]
-        total += _edge_op_params(network, inst, e, op)
+    space = _space(network)
+    g = Genome(network.name, choices)
+    for pos, inst in enumerate(network.cells):
+        for e, (edge, v) in enumerate(zip(inst.cell.edges, space.variants(g, pos))):
+            if _varies(edge):
+                total += _edge_op_params(network, inst, e, edge.candidates[v])
+    for i, (link, v) in enumerate(zip(network.links, space.link_variants(g))):
+        if _varies(link):
+            total += _link_op_params(network, i, link.candidates[v])
     return total
 
 
 def supernet_params(network: NetworkIR) -> int:
     """Parameters of the whole supernet: every candidate of every searchable edge."""
     total = fixed_params(network)
-    for pos, e in network.searchable_edges:
-        inst = network.cells[pos]
-        total += sum(_edge_op_params(network, inst, e, op) for op in inst.cell.edges[e].candidates)
+    for inst in network.cells:
+        for e, edge in enumerate(inst.cell.edges):
+            if _varies(edge):
+                total += sum(_edge_op_params(network, inst, e, op) for op in edge.candidates)
+    for i, link in enumerate(network.links):
+        if _varies(link):
+            total += sum(_link_op_params(network, i, op) for op in link.candidates)
     return total
 
 
@@ -177,25 +210,43 @@ def _cell_options(network: NetworkIR, pos: int) -> dict[int, tuple[int, int]]:
     (eagan_dsl.genome.cell_problem), so the cell is enumerated over classes (≤ 3^edges, 32 for the
     paper's UpCell) with each class contributing its cheapest / dearest member."""
     inst = network.cells[pos]
-    classes: list[list[tuple[Op, int, int]]] = []
-    for e, edge in enumerate(inst.cell.edges):
-        groups: dict[tuple[bool, int], list[int]] = {}
-        reps: dict[tuple[bool, int], Op] = {}
-        for op in edge.candidates if edge.searchable else edge.candidates[:1]:
-            key = (op.is_none, op.scale)
-            cost = _edge_op_params(network, inst, e, op) if edge.searchable else 0
-            groups.setdefault(key, []).append(cost)
-            reps.setdefault(key, op)
-        classes.append([(reps[k], min(v), max(v)) for k, v in groups.items()])
+    decisions = inst.cell.decisions
+    links = [
+        (i, link)
+        for i, link in enumerate(network.links)
+        if link.dst_cell == pos + 1 and _varies(link)
+    ]
     out: dict[int, tuple[int, int]] = {}
-    for combo in _product(classes):
-        ops = [op for op, _, _ in combo]
-        if cell_problem(inst.cell, ops) is not None:
-            continue
-        lo, hi = sum(c[1] for c in combo), sum(c[2] for c in combo)
-        scale = cell_scale(inst.cell, ops)
-        old = out.get(scale)
-        out[scale] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
+    # a decision's variants share their kind: validity rests on the own options, and the
+    # decisions' values only change the costs, so each assignment of values is tried
+    for values in itertools.product(*(range(len(d.options)) for d in decisions)):
+        classes: list[list[tuple[Op, int, int]]] = []
+        for e, edge in enumerate(inst.cell.edges):
+            groups: dict[tuple[bool, int], list[int]] = {}
+            reps: dict[tuple[bool, int], Op] = {}
+            for o, option in enumerate(edge.options):
+                op = edge.candidates[edge.variant(o, values)]
+                key = (op.is_none, op.scale)
+                cost = _edge_op_params(network, inst, e, op) if _varies(edge) else 0
+                groups.setdefault(key, []).append(cost)
+                reps.setdefault(key, op)
+            classes.append([(reps[k], min(v), max(v)) for k, v in groups.items()])
+        link_lo = link_hi = 0
+        for i, link in links:
+            costs = [
+                _link_op_params(network, i, link.candidates[link.variant(o, values)])
+                for o in range(len(link.options))
+            ]
+            link_lo, link_hi = link_lo + min(costs), link_hi + max(costs)
+        for combo in _product(classes):
+            ops = [op for op, _, _ in combo]
+            if cell_problem(inst.cell, ops) is not None:
+                continue
+            lo = sum(c[1] for c in combo) + link_lo
+            hi = sum(c[2] for c in combo) + link_hi
+            scale = cell_scale(inst.cell, ops)
+            old = out.get(scale)
+            out[scale] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
     return out
 
 
@@ -261,7 +312,7 @@ def program_params(program: Program, name: str) -> int | tuple[int, int]:
         fixed = program.fixed[name]
         return count_params(program.networks[fixed.base], fixed.genome)
     network = program.networks[name]
-    if not network.searchable_edges:
+    if not network.genes:
         return count_params(network, ())
     return param_range(network)
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from eagan_dsl.genome import Genome, GenomeSpace
-from eagan_dsl.ir import CellIR, NetworkIR, Op
+from eagan_dsl.ir import CellIR, LinkIR, NetworkIR, Op
 
 from .ops import Chain, OpError, Project, build_op, build_part, build_prims
 from .params import (
@@ -42,6 +42,7 @@ from .params import (
 __all__ = ["EdgeFn", "GenomeLike", "SuperNet", "as_genome", "live_nodes"]
 
 EdgeFn: TypeAlias = Callable[[torch.Tensor], torch.Tensor]
+LinkFn: TypeAlias = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]
 GenomeLike: TypeAlias = Genome | Sequence[int]
 
 
@@ -55,6 +56,22 @@ def edge_where(network: NetworkIR, pos: int, e: int, op: Op) -> str:
     inst = network.cells[pos]
     edge = inst.cell.edges[e]
     return f"op '{op.name}' on edge {edge.src} -> {edge.dst} of cell {pos + 1} ({inst.cell.name})"
+
+
+def link_varies(link: LinkIR) -> bool:
+    """Whether the genome picks the link's op (a gene of its own, or decisions it reads)."""
+    return link.searchable or len(link.candidates) > 1
+
+
+def build_link_op(network: NetworkIR, i: int, op: Op) -> Chain:
+    link = network.links[i]
+    return build_op(
+        op,
+        node_channels(network.cells[link.src_cell - 1], link.src_node),
+        node_channels(network.cells[link.dst_cell - 1], link.dst_node),
+        network.image_channels,
+        f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}",
+    )
 
 
 def build_edge_op(network: NetworkIR, pos: int, e: int, op: Op) -> Chain:
@@ -82,14 +99,11 @@ class _Network(nn.Module):
             self.project = module
         self.stem = Chain(*(build_part(p) for p in stem_parts(network)))
         self.links = nn.ModuleList(
-            build_op(
-                link.op,
-                node_channels(network.cells[link.src_cell - 1], link.src_node),
-                node_channels(network.cells[link.dst_cell - 1], link.dst_node),
-                network.image_channels,
-                f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}",
-            )
-            for link in network.links
+            build_link_op(network, i, link.op)
+            if not link_varies(link)
+            # a searched link (or one reading decisions): every variant, `links.i.ops.c.*`
+            else SuperEdge([build_link_op(network, i, op) for op in link.candidates])
+            for i, link in enumerate(network.links)
         )
         self.head = Chain(*(build_part(p) for p in head_parts(network)))
         self._links_into: dict[tuple[int, int], list[int]] = {}
@@ -97,7 +111,17 @@ class _Network(nn.Module):
             self._links_into.setdefault((link.dst_cell, link.dst_node), []).append(i)
         self._link_sources = {(link.src_cell, link.src_node) for link in network.links}
 
-    def _run(self, x: torch.Tensor, edge_fn: Callable[[int, int], EdgeFn | None]) -> torch.Tensor:
+    def _link(self, i: int) -> LinkFn | None:
+        """The module of link `i` (None when it is off); overridden where the genome picks it."""
+        module = self.links[i]
+        return module if isinstance(module, Chain) else None
+
+    def _run(
+        self,
+        x: torch.Tensor,
+        edge_fn: Callable[[int, int], EdgeFn | None],
+        link_fn: Callable[[int], LinkFn | None] | None = None,
+    ) -> torch.Tensor:
         maps: list[torch.Tensor] = []
         if self.project is not None:
             maps = self.project(x)
@@ -107,7 +131,7 @@ class _Network(nn.Module):
         for pos in range(len(self.network.cells)):
             if 0 < pos < len(maps):
                 h = h + maps[pos]  # chunk pos feeds cell pos+1's input (research notes §1.1)
-            h = self._cell(pos, h, edge_fn, saved)
+            h = self._cell(pos, h, edge_fn, saved, link_fn or self._link)
         out: torch.Tensor = self.head(h)
         return out
 
@@ -117,6 +141,7 @@ class _Network(nn.Module):
         x: torch.Tensor,
         edge_fn: Callable[[int, int], EdgeFn | None],
         saved: dict[tuple[int, int], torch.Tensor],
+        link_fn: Callable[[int], LinkFn | None],
     ) -> torch.Tensor:
         cell = self.network.cells[pos].cell
         index = pos + 1  # links count cells from 1
@@ -138,8 +163,11 @@ class _Network(nn.Module):
                 raise ValueError(f"node {node} of cell {index} ({cell.name}) has no active input")
             for i in self._links_into.get((index, node), ()):
                 link = self.network.links[i]
+                module = link_fn(i)
+                if module is None:
+                    continue  # a searched link that is off
                 source = saved[(link.src_cell, link.src_node)]
-                value = value + self.links[i](source, value.shape[-2:])
+                value = value + module(source, value.shape[-2:])
             nodes[node] = value
             if (index, node) in self._link_sources:
                 saved[(index, node)] = value
@@ -184,14 +212,7 @@ class SuperNet(_Network):
             self.cells = nn.ModuleList(
                 SuperCell(
                     [
-                        SuperEdge(
-                            [
-                                build_edge_op(network, pos, e, op)
-                                for op in (
-                                    edge.candidates if edge.searchable else edge.candidates[:1]
-                                )
-                            ]
-                        )
+                        SuperEdge([build_edge_op(network, pos, e, op) for op in edge.candidates])
                         for e, edge in enumerate(inst.cell.edges)
                     ]
                 )
@@ -228,19 +249,38 @@ class SuperNet(_Network):
             raise ValueError(
                 f"invalid genome {self.space.encode(g) if _in_range(self.space, g) else g}: {problem}"
             )
-        chosen = dict(zip(self.network.searchable_edges, g.choices))
         plan: dict[tuple[int, int], int | None] = {}
         for pos, inst in enumerate(self.network.cells):
-            for e, edge in enumerate(inst.cell.edges):
-                c = chosen.get((pos, e), 0)
-                plan[(pos, e)] = None if edge.candidates[c].is_none else c
+            for e, (edge, v) in enumerate(zip(inst.cell.edges, self.space.variants(g, pos))):
+                plan[(pos, e)] = None if edge.candidates[v].is_none else v
         if len(self._plans) < 4096:
             self._plans[g.choices] = plan
         return plan
 
+    def link_plan(self, genome: GenomeLike) -> list[int | None]:
+        """The candidate of every link (None when off); for a plain link 0."""
+        g = as_genome(self.network, genome)
+        self.plan(g)  # validates
+        return [
+            None if link.candidates[v].is_none else v
+            for link, v in zip(self.network.links, self.space.link_variants(g))
+        ]
+
+    def link_module(self, i: int, c: int | None) -> LinkFn | None:
+        if c is None:
+            return None
+        module = self.links[i]
+        if isinstance(module, SuperEdge):
+            op = module.ops[c]
+            assert isinstance(op, Chain)
+            return op
+        assert isinstance(module, Chain)
+        return module
+
     # ------------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor, genome: GenomeLike) -> torch.Tensor:
         plan = self.plan(genome)
+        links = self.link_plan(genome) if self.network.links else []
 
         def edge_fn(pos: int, e: int) -> EdgeFn | None:
             c = plan[(pos, e)]
@@ -248,7 +288,7 @@ class SuperNet(_Network):
                 return None
             return self.candidates(pos, e)[c]
 
-        return self._run(x, edge_fn)
+        return self._run(x, edge_fn, lambda i: self.link_module(i, links[i]))
 
     def forward_mixed(self, x: torch.Tensor, genome: GenomeLike | None = None) -> torch.Tensor:
         """DARTS-style baseline (AdversarialNAS, research notes §0): every candidate of every
@@ -266,7 +306,7 @@ class SuperNet(_Network):
         def edge_fn(pos: int, e: int) -> EdgeFn | None:
             edge = self.network.cells[pos].cell.edges[e]
             ops = self.candidates(pos, e)
-            if not edge.searchable:
+            if not edge.searchable and len(edge.candidates) == 1:
                 return None if edge.candidates[0].is_none else ops[0]
             picked = [
                 ops[c]
@@ -275,7 +315,8 @@ class SuperNet(_Network):
             ]
             return lambda t: _mean([m(t) for m in picked])
 
-        return self._run(x, edge_fn)
+        links = self.link_plan(reference) if self.network.links else []
+        return self._run(x, edge_fn, lambda i: self.link_module(i, links[i]))
 
     def _edge_scales(self, genome: Genome) -> dict[tuple[int, int], int]:
         self.plan(genome)  # validates
@@ -307,4 +348,4 @@ def _in_range(space: GenomeSpace, g: Genome) -> bool:
 
 
 # re-exported for callers that build a single op between a network's widths
-__all__ += ["OpError", "build_edge_op", "build_prims"]
+__all__ += ["OpError", "build_edge_op", "build_link_op", "build_prims", "link_varies"]

@@ -112,12 +112,30 @@ class OpCall(Node):
     has_parens: bool = False
 
 
+class CaseBranch(Node):
+    """`bn: bn, relu`: the parts a case op has when its decision takes the value `label`."""
+
+    label: str
+    label_span: Span
+    parts: tuple[OpCall, ...]
+
+
+class Case(Node):
+    """`case norm { none: skip | bn: bn }`: parts picked by a decision of the cell using the op."""
+
+    decision: str
+    decision_span: Span
+    branches: tuple[CaseBranch, ...]
+
+
 class OpDef(Node):
-    """`op conv3x3 = relu, conv(k: 3)`: a composite op, applied left to right."""
+    """`op conv3x3 = relu, conv(k: 3)`: a composite op, applied left to right; or
+    `op norm_ = case norm { ... }`: an op whose parts a cell decision picks (`parts` is empty)."""
 
     name: str
     name_span: Span
     parts: tuple[OpCall, ...]
+    case: Case | None = None
 
 
 class ChoiceDef(Node):
@@ -140,11 +158,22 @@ class Output(Node):
     node: int
 
 
+class Decision(Node):
+    """`norm: [none, bn, in]` in a cell's header: one gene of each cell instance, read by the
+    `case` ops of the cell's edges and of the links into it (a tied decision: one gene, many
+    places)."""
+
+    name: str
+    name_span: Span
+    options: tuple[NameRef, ...]
+
+
 class CellDef(Node):
     name: str
     name_span: Span
     edges: tuple[Edge, ...]
     outputs: tuple[Output, ...]
+    decisions: tuple[Decision, ...] = ()
 
 
 class Stem(Node):

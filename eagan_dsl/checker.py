@@ -8,9 +8,12 @@ later uses of it are not reported twice).
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from math import prod
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -19,7 +22,7 @@ from . import ast, ir, settings, shapes
 from .diagnostics import Diagnostic, SpecError, did_you_mean
 from .genome import GenomeError, GenomeSpace
 from .parser import parse_file
-from .primitives import MODES, PRIMITIVES, Kind
+from .primitives import MODES, PRIMITIVES, RESIZE_MODES, Kind
 
 BOOLS = {"on": True, "true": True, "off": False, "false": False}
 NETWORK_KINDS = ("global", "vector", "latent", "resize")
@@ -36,7 +39,61 @@ MAX_SUGGESTIONS = 100  # "did you mean" for the first unknown names only
 # the channel counts each loader makes (runtime/data.py, runtime/datasets.py)
 DATA_CHANNELS = {"cifar10": (3,), "stl10": (3,), "digits": (1,), "imagefolder": (1, 3)}
 LENET_RESOLUTION = 16  # runtime/metrics/lenet.py: the digits LeNet takes 16×16 images
-MAP_ONLY = ("conv", "conv_transpose", "bn")  # normal primitives that need a feature map
+MAP_ONLY = ("conv", "conv_transpose", "bn", "inorm")  # normal primitives that need a feature map
+MAX_VARIANTS = 4096  # variants of one edge or link (own options × decision values read)
+# AutoGAN's deconv skip-in (research/autogan-space.md §1.2): ConvTranspose2d(k 2, s 2), no padding
+DECONV_STEP = (("k", 2), ("stride", 2), ("padding", 0), ("output_padding", 0))
+
+
+@dataclass(frozen=True)
+class _Case:
+    """A checked `case DECISION { label: parts | ... }`: one branch of items per label."""
+
+    decision: str
+    span: ast.Span
+    labels: tuple[str, ...]
+    branches: tuple[tuple[_Item, ...], ...]
+
+
+_Item = tuple[ir.Prim, Kind] | _Case
+
+
+@dataclass(frozen=True)
+class _Template:
+    """An op whose parts depend on cell decisions (it holds a case, or uses an op that does).
+    `decisions`: each decision it reads with the values its cases name, in first-use order."""
+
+    name: str
+    items: tuple[_Item, ...]
+    decisions: tuple[tuple[str, tuple[str, ...], ast.Span], ...]
+    kind: Kind
+    span: ast.Span
+
+    def parts(self, values: dict[str, str]) -> tuple[ir.Prim, ...]:
+        return tuple(p for p, _ in _flatten(self.items, values))
+
+
+def _flatten(items: Sequence[_Item], values: dict[str, str]) -> list[tuple[ir.Prim, Kind]]:
+    out: list[tuple[ir.Prim, Kind]] = []
+    for item in items:
+        if isinstance(item, _Case):
+            out += _flatten(item.branches[item.labels.index(values[item.decision])], values)
+        else:
+            out.append(item)
+    return out
+
+
+def _cases(items: Sequence[_Item]) -> list[_Case]:
+    out: list[_Case] = []
+    for item in items:
+        if isinstance(item, _Case):
+            out.append(item)
+            for branch in item.branches:
+                out += _cases(branch)
+    return out
+
+
+Candidate = ir.Op | _Template
 
 
 class _Checker:
@@ -46,6 +103,10 @@ class _Checker:
         self.errors: list[Diagnostic] = []
         self.ops: dict[str, ir.Op] = {}
         self.choices: dict[str, tuple[ir.Op, ...]] = {}
+        self.choice_options: dict[str, tuple[Candidate, ...]] = {}
+        self.templates: dict[str, _Template] = {}
+        self.link_choices: set[str] = set()
+        self.reported_unread: set[tuple[str, int]] = set()
         self.cells: dict[str, ir.CellIR] = {}
         self.cell_scales: dict[str, int | None] = {}
         self.cell_info: dict[str, shapes.CellShapes] = {}
@@ -110,6 +171,22 @@ class _Checker:
         for item in items:
             if isinstance(item, ast.OpDef):
                 self.check_op_def(item, items)
+        # a choice set that only links use may hold resize ops (a searchable link: [none, xskip])
+        used_by = [
+            (isinstance(stmt, ast.Link), stmt.op.name)
+            for item in items
+            if isinstance(item, ast.NetworkDef)
+            for stmt in item.body
+            if isinstance(stmt, ast.Link)
+        ] + [
+            (False, e.op.name)
+            for item in items
+            if isinstance(item, ast.CellDef)
+            for e in item.edges
+        ]
+        self.link_choices = {n for is_link, n in used_by if is_link} - {
+            n for is_link, n in used_by if not is_link
+        }
         for item in items:
             if isinstance(item, ast.ChoiceDef):
                 self.check_choice(item)
@@ -168,6 +245,13 @@ class _Checker:
             stages=tuple(stages),
             ops=MappingProxyType(self.ops),
             choices=MappingProxyType(self.choices),
+            case_ops=MappingProxyType(
+                {
+                    op.name: (_op_text(op), self.templates[op.name].kind)
+                    for op in self.spec.items
+                    if isinstance(op, ast.OpDef) and op.name in self.templates
+                }
+            ),
         )
 
     # ---------------------------------------------------------------------- definitions
@@ -316,10 +400,11 @@ class _Checker:
             return self.float_value(value, what, minimum, None)
         if type_ == "bool":
             return self.bool_value(value, what)
-        if type_ == "mode":
-            if isinstance(value, ast.NameRef) and value.name in MODES:
+        if type_ in ("mode", "resize_mode"):
+            modes = MODES if type_ == "mode" else RESIZE_MODES
+            if isinstance(value, ast.NameRef) and value.name in modes:
                 return value.name
-            self.error(value.span, f"{what} must be one of {', '.join(MODES)}")
+            self.error(value.span, f"{what} must be one of {', '.join(modes)}")
             return None
         if type_ == "out":
             if isinstance(value, ast.NameRef) and value.name == "image":
@@ -374,20 +459,115 @@ class _Checker:
             return  # reported as a duplicate
         if self.op_defs is None:  # built once, not once per op (28,000 ops took 550 s)
             self.op_defs = {i.name: i for i in items if isinstance(i, ast.OpDef)}
-        parts = self.expand(op, self.op_defs, [op.name])
-        if parts is None:
+        got = self.expand_def(op, self.op_defs, [op.name])
+        if got is None:
             self.bad_names.add(op.name)
             return
+        if any(isinstance(i, _Case) for i in got):
+            template = self.template(op, got)
+            if template is None:
+                self.bad_names.add(op.name)
+            else:
+                self.templates[op.name] = template
+            return
+        parts = [i for i in got if not isinstance(i, _Case)]
         kind = self.combine(op.name, parts, op.span)
         if kind is None:
             self.bad_names.add(op.name)
             return
         self.ops[op.name] = ir.Op(op.name, tuple(p for p, _ in parts), kind, op.span)
 
+    def template(self, op: ast.OpDef, items: list[_Item]) -> _Template | None:
+        """A case op: its decisions agree on their values wherever they are read, and every
+        combination of values makes an op of one kind (the genome's validity rests on it)."""
+        decisions: dict[str, tuple[tuple[str, ...], ast.Span]] = {}
+        for case in _cases(items):
+            known = decisions.get(case.decision)
+            if known is None:
+                decisions[case.decision] = (case.labels, case.span)
+            elif set(known[0]) != set(case.labels):
+                self.error(
+                    case.span,
+                    f"case {case.decision} names {', '.join(case.labels)}, but another case on "
+                    f"{case.decision} in op '{op.name}' (at {known[1]}) names "
+                    f"{', '.join(known[0])}: a decision has one set of values",
+                )
+                return None
+        names = list(decisions)
+        combos = prod(len(decisions[n][0]) for n in names)
+        if combos > MAX_VARIANTS:
+            self.error(
+                op.span,
+                f"op '{op.name}' reads decisions with {combos:,} combinations of values; at most "
+                f"{MAX_VARIANTS:,}",
+            )
+            return None
+        kinds: dict[Kind, dict[str, str]] = {}
+        for values in itertools.product(*(decisions[n][0] for n in names)):
+            assignment = dict(zip(names, values))
+            parts = _flatten(items, assignment)
+            kind = self.combine(op.name, parts, op.span, quiet=True)
+            if kind is None:
+                where = ", ".join(f"{k} is {v}" for k, v in assignment.items())
+                self.combine(op.name, parts, op.span, suffix=f" (when {where})")
+                return None
+            kinds.setdefault(kind, assignment)
+        if len(kinds) > 1:
+            shown = "; ".join(
+                f"{'an' if k == 'up' else 'a'} {k} op when "
+                + ", ".join(f"{d} is {v}" for d, v in a.items())
+                for k, a in kinds.items()
+            )
+            self.error(
+                op.span,
+                f"op '{op.name}' is {shown}: every branch of a case must change the resolution "
+                "alike (use a choice set to search ops of different kinds)",
+            )
+            return None
+        return _Template(
+            op.name,
+            tuple(items),
+            tuple((n, decisions[n][0], decisions[n][1]) for n in names),
+            next(iter(kinds)),
+            op.span,
+        )
+
+    def expand_def(
+        self, op: ast.OpDef, defs: dict[str, ast.OpDef], stack: list[str]
+    ) -> list[_Item] | None:
+        if op.case is None:
+            return self.expand(op, defs, stack)
+        case = op.case
+        labels: list[str] = []
+        branches: list[tuple[_Item, ...]] = []
+        ok = True
+        for branch in case.branches:
+            if branch.label in labels:
+                self.error(
+                    branch.label_span, f"case {case.decision} has two branches '{branch.label}'"
+                )
+                ok = False
+                continue
+            inner = self.expand(
+                ast.OpDef(
+                    span=branch.span, name=op.name, name_span=op.name_span, parts=branch.parts
+                ),
+                defs,
+                stack,
+            )
+            if inner is None:
+                ok = False
+                continue
+            labels.append(branch.label)
+            branches.append(tuple(inner))
+        if not ok:
+            return None
+        return [_Case(case.decision, case.decision_span, tuple(labels), tuple(branches))]
+
     def expand(
         self, op: ast.OpDef, defs: dict[str, ast.OpDef], stack: list[str]
-    ) -> list[tuple[ir.Prim, Kind]] | None:
-        out: list[tuple[ir.Prim, Kind]] = []
+    ) -> list[_Item] | None:
+        out: list[_Item] = []
         ok = True
         for call in op.parts:
             if call.name in PRIMITIVES:
@@ -407,7 +587,7 @@ class _Checker:
                     self.error(call.span, f"'{call.name}' is a composite op and takes no arguments")
                     ok = False
                     continue
-                inner = self.expand(defs[call.name], defs, stack + [call.name])
+                inner = self.expand_def(defs[call.name], defs, stack + [call.name])
                 if inner is None:
                     return None
                 out.extend(inner)
@@ -417,18 +597,29 @@ class _Checker:
                 ok = False
         return out if ok else None
 
-    def combine(self, name: str, parts: list[tuple[ir.Prim, Kind]], span: ast.Span) -> Kind | None:
+    def combine(
+        self,
+        name: str,
+        parts: Sequence[tuple[ir.Prim, Kind]],
+        span: ast.Span,
+        quiet: bool = False,
+        suffix: str = "",
+    ) -> Kind | None:
         kinds = [k for _, k in parts]
+        problem = None
         if "none" in kinds and len(kinds) > 1:
-            self.error(span, f"op '{name}': `none` cannot be combined with other ops")
+            problem = f"op '{name}': `none` cannot be combined with other ops"
+        elif len({k for k in kinds if k in ("up", "down")}) > 1:
+            problem = f"op '{name}' both up-samples and down-samples"
+        elif sum(k in ("up", "down") for k in kinds) > 1:
+            problem = f"op '{name}' changes the resolution more than once"
+        elif not kinds:
+            problem = f"op '{name}' has no parts"
+        if problem is not None:
+            if not quiet:
+                self.error(span, problem + suffix)
             return None
         scaling = {k for k in kinds if k in ("up", "down")}
-        if len(scaling) > 1:
-            self.error(span, f"op '{name}' both up-samples and down-samples")
-            return None
-        if sum(k in ("up", "down") for k in kinds) > 1:
-            self.error(span, f"op '{name}' changes the resolution more than once")
-            return None
         special = [k for k in kinds if k in NETWORK_KINDS]
         if special:
             if "resize" in special and not scaling and set(special) == {"resize"}:
@@ -438,10 +629,12 @@ class _Checker:
             return "none"
         return scaling.pop() if scaling else "normal"
 
-    def resolve_op(self, ref: ast.NameRef, where: str) -> ir.Op | None:
+    def resolve_op(self, ref: ast.NameRef, where: str) -> Candidate | None:
         """An op name or a primitive name (with default arguments) used by reference."""
         if ref.name in self.ops:
             return self.ops[ref.name]
+        if ref.name in self.templates:
+            return self.templates[ref.name]
         if ref.name in PRIMITIVES:
             prim = self.prim(ast.OpCall(span=ref.span, name=ref.name))
             if prim is None:
@@ -449,11 +642,12 @@ class _Checker:
             return ir.Op(ref.name, (prim[0],), prim[1], ref.span)
         if ref.name in self.bad_names:
             return None
-        self.unknown(ref.span, "op", ref.name, list(self.ops) + list(PRIMITIVES), where)
+        known = list(self.ops) + list(self.templates) + list(PRIMITIVES)
+        self.unknown(ref.span, "op", ref.name, known, where)
         return None
 
     def check_choice(self, choice: ast.ChoiceDef) -> None:
-        ops: list[ir.Op] = []
+        ops: list[Candidate] = []
         seen: set[str] = set()
         ok = True
         for ref in choice.options:
@@ -466,7 +660,9 @@ class _Checker:
             if op is None:
                 ok = False
                 continue
-            if op.kind in NETWORK_KINDS:
+            if op.kind in NETWORK_KINDS and not (
+                op.kind == "resize" and choice.name in self.link_choices
+            ):
                 self.error(
                     ref.span, f"'{ref.name}' ({op.kind}) cannot be a candidate on a cell edge"
                 )
@@ -484,7 +680,14 @@ class _Checker:
         if not ok:
             self.bad_names.add(choice.name)
             return
-        self.choices[choice.name] = tuple(ops)
+        self.choice_options[choice.name] = tuple(ops)
+        # what `eagan show` lists: a case op by its first variant
+        self.choices[choice.name] = tuple(
+            op
+            if isinstance(op, ir.Op)
+            else ir.Op(op.name, op.parts({n: v[0] for n, v, _ in op.decisions}), op.kind, op.span)
+            for op in ops
+        )
 
     # ----------------------------------------------------------------------------- cells
     def check_cell(self, cell: ast.CellDef) -> None:
@@ -512,6 +715,10 @@ class _Checker:
             )
             self.bad_names.add(cell.name)
             return
+        decisions = self.check_decisions(cell)
+        if decisions is None:
+            self.bad_names.add(cell.name)
+            return
         edges: list[ir.EdgeIR] = []
         pairs: set[tuple[int, int]] = set()
         for edge in cell.edges:
@@ -537,24 +744,35 @@ class _Checker:
                 continue
             pairs.add((edge.src, edge.dst))
             name = edge.op.name
-            if name in self.choices:
-                edges.append(ir.EdgeIR(edge.src, edge.dst, self.choices[name], name, edge.span))
-            elif name in self.bad_names:
+            if name in self.bad_names:
                 ok = False
-            elif name in self.ops or name in PRIMITIVES:
-                op = self.resolve_op(edge.op, "")
-                if op is None:
+                continue
+            if name in self.choice_options:
+                options: tuple[Candidate, ...] = self.choice_options[name]
+                choice: str | None = name
+            elif name in self.ops or name in self.templates or name in PRIMITIVES:
+                got = self.resolve_op(edge.op, "")
+                if got is None:
                     ok = False
                     continue
-                if op.kind in NETWORK_KINDS:
-                    self.error(edge.op.span, f"'{name}' ({op.kind}) cannot be used on a cell edge")
+                if got.kind in NETWORK_KINDS:
+                    self.error(edge.op.span, f"'{name}' ({got.kind}) cannot be used on a cell edge")
                     ok = False
                     continue
-                edges.append(ir.EdgeIR(edge.src, edge.dst, (op,), None, edge.span))
+                options, choice = (got,), None
             else:
-                known = list(self.choices) + list(self.ops) + list(PRIMITIVES)
-                self.unknown(edge.op.span, "op or choice", name, known)
+                known = list(self.choices) + list(self.ops) + list(self.templates)
+                self.unknown(edge.op.span, "op or choice", name, known + list(PRIMITIVES))
                 ok = False
+                continue
+            built = self.variants(options, decisions, edge.op, f"cell {cell.name}")
+            if built is None:
+                ok = False
+                continue
+            candidates, depends, radix = built
+            edges.append(
+                ir.EdgeIR(edge.src, edge.dst, candidates, choice, edge.span, depends, radix)
+            )
         if not ok:
             self.bad_names.add(cell.name)
             return
@@ -588,7 +806,7 @@ class _Checker:
         if not ok or scale is False:
             self.bad_names.add(cell.name)
             return
-        cell_ir = ir.CellIR(cell.name, tuple(edges), out, out + 1, cell.span)
+        cell_ir = ir.CellIR(cell.name, tuple(edges), out, out + 1, cell.span, tuple(decisions))
         info = shapes.analyse_cell(cell_ir)
         if info.problem is not None:
             self.error(
@@ -601,6 +819,96 @@ class _Checker:
         self.cells[cell.name] = cell_ir
         self.cell_scales[cell.name] = scale
         self.cell_info[cell.name] = info
+
+    def check_decisions(self, cell: ast.CellDef) -> list[ir.DecisionIR] | None:
+        """The decisions of a cell's header, `cell C(NAME: [values], ...)`: distinct names and values."""
+        out: list[ir.DecisionIR] = []
+        seen: dict[str, ast.Span] = {}
+        ok = True
+        for dec in cell.decisions:
+            if dec.name in seen:
+                first = seen[dec.name]
+                self.error(
+                    dec.name_span,
+                    f"decision '{dec.name}' of cell {cell.name} is already declared at "
+                    f"{first.line}:{first.column}",
+                )
+                ok = False
+                continue
+            seen[dec.name] = dec.name_span
+            values: list[str] = []
+            for ref in dec.options:
+                if ref.name in values:
+                    self.error(ref.span, f"'{ref.name}' appears twice in decision '{dec.name}'")
+                    ok = False
+                    continue
+                values.append(ref.name)
+            out.append(ir.DecisionIR(dec.name, tuple(values), dec.span))
+        return out if ok else None
+
+    def variants(
+        self,
+        options: tuple[Candidate, ...],
+        decisions: Sequence[ir.DecisionIR],
+        ref: ast.NameRef,
+        where: str,
+    ) -> tuple[tuple[ir.Op, ...], tuple[int, ...], tuple[int, ...]] | None:
+        """Every concrete op of an edge or link whose options may read decisions of `where`:
+        (candidates, the decisions read, their value counts); see `ir.EdgeIR.variant`."""
+        names = [d.name for d in decisions]
+        read: set[int] = set()
+        ok = True
+        for op in options:
+            if not isinstance(op, _Template):
+                continue
+            for name, labels, span in op.decisions:
+                if name not in names:
+                    self.error(
+                        ref.span,
+                        f"op '{op.name}' reads decision '{name}' (case at {span}), which {where} "
+                        "does not declare",
+                        did_you_mean(name, names)
+                        or f"declare it in the cell's header, e.g. cell C({name}: [{', '.join(labels)}])",
+                    )
+                    ok = False
+                    continue
+                dec = decisions[names.index(name)]
+                if set(labels) != set(dec.options):
+                    missing = [v for v in dec.options if v not in labels]
+                    extra = [v for v in labels if v not in dec.options]
+                    said = []
+                    if missing:
+                        said.append(f"has no branch for {', '.join(missing)}")
+                    if extra:
+                        said.append(f"names {', '.join(extra)}, which the decision lacks")
+                    self.error(
+                        ref.span,
+                        f"op '{op.name}': case {name} (at {span}) {' and '.join(said)}; "
+                        f"decision {name} of {where} is [{', '.join(dec.options)}]",
+                    )
+                    ok = False
+                    continue
+                read.add(names.index(name))
+        if not ok:
+            return None
+        depends = tuple(sorted(read))
+        radix = tuple(len(decisions[d].options) for d in depends)
+        if len(options) * prod(radix) > MAX_VARIANTS:
+            self.error(
+                ref.span,
+                f"'{ref.name}' has {len(options) * prod(radix):,} variants (options × decision "
+                f"values); at most {MAX_VARIANTS:,}",
+            )
+            return None
+        candidates: list[ir.Op] = []
+        for op in options:
+            for values in itertools.product(*(decisions[d].options for d in depends)):
+                if isinstance(op, _Template):
+                    assignment = {decisions[d].name: v for d, v in zip(depends, values)}
+                    candidates.append(ir.Op(op.name, op.parts(assignment), op.kind, op.span))
+                else:
+                    candidates.append(op)
+        return tuple(candidates), depends, radix
 
     def static_scales(self, cell: ast.CellDef, edges: list[ir.EdgeIR]) -> int | None | bool:
         """Each node's resolution (log2, relative to node 0) where the edges fix it. An edge whose
@@ -884,8 +1192,33 @@ class _Checker:
         ):
             self.bad_names.add(net.name)
             return
+        if not self.check_decisions_read(network):
+            self.bad_names.add(net.name)
+            return
         self.networks[net.name] = network
         self.network_spans[net.name] = net.name_span
+
+    def check_decisions_read(self, net: ir.NetworkIR) -> bool:
+        """A decision that no op of its cell (or of a link into it) reads would only multiply the
+        space by copies of the same networks: an error at the decision."""
+        ok = True
+        for pos, inst in enumerate(net.cells):
+            read = {d for e in inst.cell.edges for d in e.depends}
+            read |= {d for ln in net.links if ln.dst_cell == pos + 1 for d in ln.depends}
+            for d, dec in enumerate(inst.cell.decisions):
+                if d not in read and (inst.cell.name, d) not in self.reported_unread:
+                    self.reported_unread.add((inst.cell.name, d))
+                    self.error(
+                        dec.span,
+                        f"decision '{dec.name}' of cell {inst.cell.name} is read by no op of "
+                        f"cell {pos + 1} of {net.role} {net.name}",
+                        f"use it in a case op, e.g. op x = case {dec.name} "
+                        + "{ "
+                        + " | ".join(f"{v}: ..." for v in dec.options[:2])
+                        + " }, or drop it",
+                    )
+                    ok = False
+        return ok
 
     def follow(
         self,
@@ -904,7 +1237,7 @@ class _Checker:
         for pos, inst in enumerate(net.cells):
             for edge in inst.cell.edges:
                 cin = inst.in_channels if edge.src == 0 else inst.channels
-                for op in edge.candidates if edge.searchable else edge.candidates[:1]:
+                for op in edge.candidates:
                     try:
                         shapes.place(op.parts, cin, inst.channels, net.image_channels)
                     except shapes.ShapeError as err:
@@ -916,16 +1249,17 @@ class _Checker:
                         return False
         for link in net.links:
             src, dst = net.cells[link.src_cell - 1], net.cells[link.dst_cell - 1]
-            try:
-                shapes.place(
-                    link.op.parts,
-                    src.in_channels if link.src_node == 0 else src.channels,
-                    dst.channels,
-                    net.image_channels,
-                )
-            except shapes.ShapeError as err:
-                self.error(link.span, f"link op '{link.op.name}': {err}")
-                return False
+            for op in link.candidates:
+                try:
+                    shapes.place(
+                        op.parts,
+                        src.in_channels if link.src_node == 0 else src.channels,
+                        dst.channels,
+                        net.image_channels,
+                    )
+                except shapes.ShapeError as err:
+                    self.error(link.span, f"link op '{op.name}': {err}")
+                    return False
         # sizes: the stem, then every cell at every size it can receive, then the head
         project = next((p for p in net.stem if p.name == "project"), None)
         size = int(project.get("size")) if project is not None else net.resolution
@@ -959,7 +1293,7 @@ class _Checker:
                     return False
             info = infos[pos]
             for e, edge in enumerate(inst.cell.edges):
-                for c, op in enumerate(edge.candidates if edge.searchable else edge.candidates[:1]):
+                for c, op in enumerate(edge.candidates):
                     for src_scale, out_scale in sorted(info.edges[e][c]):
                         for s0 in sorted(sizes):
                             if shapes.rescale(s0, out_scale) < 1:
@@ -998,19 +1332,16 @@ class _Checker:
                 cur = shapes.out_size(prim, cur)
         # a link that keeps the size joins nodes that must agree in every architecture
         for link in net.links:
-            if link.op.kind != "normal":
+            if all(op.kind != "normal" for op in link.options):
                 continue
-            a, b = infos[link.src_cell - 1], infos[link.dst_cell - 1]
-            diffs = {out - ns for ns, out in a.nodes[link.src_node]}
-            for pos in range(link.src_cell, link.dst_cell - 1):
-                diffs = {d + o for d in diffs for o in infos[pos].outs}
-            diffs = {d + ms for d in diffs for ms, _ in b.nodes[link.dst_node]}
+            diffs = self.link_diffs(link, net.cells)
             if diffs != {0}:
                 some = " in some architectures" if len(diffs) > 1 else ""
+                op = next(op for op in link.options if op.kind == "normal")
                 self.error(
                     link.span,
                     f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node}: "
-                    f"op '{link.op.name}' keeps the size, but the two nodes differ in "
+                    f"op '{op.name}' keeps the size, but the two nodes differ in "
                     f"resolution{some}",
                     "resize on the way, e.g. op xskip = resize(mode: nearest), conv(k: 1)",
                 )
@@ -1038,6 +1369,13 @@ class _Checker:
                 )
                 return None
             got = (op.parts[0], op.kind)
+        elif call.name in self.templates:
+            self.error(
+                call.span,
+                f"op '{call.name}' picks its parts by a cell decision (case): only cell edges and "
+                "links can use it, not a stem or head",
+            )
+            return None
         else:
             self.unknown(
                 call.span, "primitive", call.name, PRIMITIVES, f" in {net.role} {net.name}"
@@ -1110,18 +1448,72 @@ class _Checker:
                 before,
             )
             return None
-        op = self.resolve_op(link.op, " in link")
-        if op is None:
+        name = link.op.name
+        choice: str | None = None
+        if name in self.choice_options:
+            options: tuple[Candidate, ...] = self.choice_options[name]
+            choice = name
+        elif name in self.bad_names:
             return None
-        if op.kind not in ("resize", "normal") or any(
-            shapes.kind_of(p) not in ("normal", "resize") for p in op.parts
+        else:
+            got = self.resolve_op(link.op, " in link")
+            if got is None:
+                return None
+            options = (got,)
+        dst = cells[link.dst_cell - 1]
+        built = self.variants(
+            options, dst.cell.decisions, link.op, f"cell {link.dst_cell} ({dst.cell.name})"
+        )
+        if built is None:
+            return None
+        candidates, depends, radix = built
+        for op in candidates:
+            if op.kind == "none" and choice is not None:
+                continue  # the link is off
+            if op.kind not in ("resize", "normal") or any(
+                shapes.kind_of(p) not in ("normal", "resize") for p in op.parts
+            ):
+                self.error(
+                    link.op.span,
+                    f"link op '{op.name}' must keep or resize the resolution (use resize(mode: ...))",
+                )
+                return None
+        if any(
+            p.name == "resize" and p.get("mode") == "deconv" for c in candidates for p in c.parts
         ):
-            self.error(
-                link.op.span,
-                f"link op '{op.name}' must keep or resize the resolution (use resize(mode: ...))",
-            )
-            return None
-        return ir.LinkIR(link.src_cell, link.src_node, link.dst_cell, link.dst_node, op, link.span)
+            diffs = self.link_diffs(link, cells)
+            if len(diffs) != 1 or min(diffs) < 0:
+                self.error(
+                    link.op.span,
+                    f"resize(mode: deconv) on link {link.src_cell}.{link.src_node} -> "
+                    f"{link.dst_cell}.{link.dst_node} needs one up-sampling ratio in every "
+                    f"architecture; here log2 of it is {' or '.join(map(str, sorted(diffs)))}",
+                    "use resize(mode: nearest) or resize(mode: bilinear)",
+                )
+                return None
+            doublings = diffs.pop()
+            candidates = tuple(_deconv(op, doublings) for op in candidates)
+        return ir.LinkIR(
+            link.src_cell,
+            link.src_node,
+            link.dst_cell,
+            link.dst_node,
+            candidates[0],
+            link.span,
+            candidates,
+            choice,
+            depends,
+            radix,
+        )
+
+    def link_diffs(self, link: ast.Link | ir.LinkIR, cells: Sequence[ir.CellInstance]) -> set[int]:
+        """log2 of (destination node's resolution / source node's), over the architectures."""
+        infos = [self.cell_info[inst.cell.name] for inst in cells]
+        a, b = infos[link.src_cell - 1], infos[link.dst_cell - 1]
+        diffs = {out - ns for ns, out in a.nodes[link.src_node]}
+        for pos in range(link.src_cell, link.dst_cell - 1):
+            diffs = {d + o for d in diffs for o in infos[pos].outs}
+        return {d + ms for d in diffs for ms, _ in b.nodes[link.dst_node]}
 
     def check_fixed(self, fx: ast.FixedNetwork) -> None:
         base = self.networks.get(fx.base.name)
@@ -1476,7 +1868,7 @@ class _Checker:
                         f"stage {st.name} searches '{name}', which is not a searchable network (it is fixed or has no searchable edge)",
                     )
                     ok = False
-                elif not self.networks[name].searchable_edges:
+                elif not self.networks[name].genes:
                     self.error(
                         self.stage_setting_span(st, "network"),
                         f"network {name} has no searchable edge",
@@ -1534,6 +1926,31 @@ class _Checker:
                     )
                     ok = False
         return ok
+
+
+def _op_text(op: ast.OpDef) -> str:
+    """An op that reads decisions, as written (its parts differ per cell and decision values)."""
+    from .fmt import leaf_text
+
+    return leaf_text(op, []).split(" = ", 1)[1]
+
+
+def _deconv(op: ir.Op, doublings: int) -> ir.Op:
+    """`resize(mode: deconv)` written out: one stride-2 transposed conv per doubling (AutoGAN's
+    skip_deconvx2 / skip_deconvx4); identity when the two nodes share their resolution."""
+    step = ir.Prim("conv_transpose", _conv_transpose_args())
+    parts: list[ir.Prim] = []
+    for prim in op.parts:
+        if prim.name == "resize" and prim.get("mode") == "deconv":
+            parts += [step] * doublings if doublings else [ir.Prim("skip")]
+        else:
+            parts.append(prim)
+    return ir.Op(op.name, tuple(parts), op.kind, op.span)
+
+
+def _conv_transpose_args() -> tuple[tuple[str, Any], ...]:
+    given = dict(DECONV_STEP)
+    return tuple((a.name, given.get(a.name, a.default)) for a in PRIMITIVES["conv_transpose"].args)
 
 
 def _no_project_size(resolution: int, doublings: int) -> str:

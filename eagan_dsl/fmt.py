@@ -107,6 +107,21 @@ def _op_list(calls: tuple[ast.OpCall, ...], source: list[str]) -> str:
     return ", ".join(_op_call(c, source) for c in calls)
 
 
+def _branch(branch: ast.CaseBranch, source: list[str]) -> str:
+    return f"{branch.label}: {_op_list(branch.parts, source)}"
+
+
+def _case(case: ast.Case, source: list[str]) -> str:
+    return f"case {case.decision} {{ {' | '.join(_branch(b, source) for b in case.branches)} }}"
+
+
+def _decisions(cell: ast.CellDef) -> str:
+    if not cell.decisions:
+        return ""
+    shown = (f"{d.name}: [{', '.join(o.name for o in d.options)}]" for d in cell.decisions)
+    return f"({', '.join(shown)})"
+
+
 # ----------------------------------------------------------------------------------- statements
 
 
@@ -118,6 +133,8 @@ def leaf_text(node: ast.Node, source: list[str]) -> str:
         dist = f" {node.distribution.name}" if node.distribution is not None else ""
         return f"latent {node.dim}{dist}"
     if isinstance(node, ast.OpDef):
+        if node.case is not None:
+            return f"op {node.name} = {_case(node.case, source)}"
         return f"op {node.name} = {_op_list(node.parts, source)}"
     if isinstance(node, ast.ChoiceDef):
         return f"choice {node.name} = [{', '.join(o.name for o in node.options)}]"
@@ -149,7 +166,7 @@ def _header(node: ast.Node) -> str:
     if isinstance(node, ast.Spec):
         return f"search {node.name} {{"
     if isinstance(node, ast.CellDef):
-        return f"cell {node.name} {{"
+        return f"cell {node.name}{_decisions(node)} {{"
     if isinstance(node, ast.NetworkDef):
         return f"{node.role} {node.name} {{"
     if isinstance(node, ast.Block):
@@ -203,6 +220,13 @@ def _wrap(node: ast.Node, code: str, depth: int, source: list[str]) -> str:
     """A long op list on several lines, each continuation aligned under the first op."""
     if len(INDENT * depth + code) <= WRAP:
         return code
+    if isinstance(node, ast.OpDef) and node.case is not None:
+        # one branch a line, each `|` under the `{`
+        head = f"op {node.name} = case {node.case.decision} "
+        branches = [_branch(b, source) for b in node.case.branches]
+        lines = [head + "{ " + branches[0]]
+        lines += [" " * len(head) + "| " + b for b in branches[1:]]
+        return "\n".join(lines) + " }"
     if isinstance(node, ast.OpDef):
         prefix, calls = f"op {node.name} = ", node.parts
     elif isinstance(node, ast.Stem | ast.Head):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from math import prod
 
-from .ir import CellIR, NetworkIR, Op
+from .ir import CellIR, Gene, NetworkIR, Op
 
 MAX_TRIES = 1000
 
@@ -67,22 +67,63 @@ def cell_scale(cell: CellIR, ops: Sequence[Op]) -> int:
     return scale.get(cell.output, 0)
 
 
+@dataclass(frozen=True)
+class Option:
+    """An option of a gene that is no op: a decision's value (`pre`, `bn`, ...)."""
+
+    name: str
+    is_none: bool = False
+
+
 class GenomeSpace:
-    """The genomes of one network: codec, validity, size, sampling and variation (paper §4.3)."""
+    """The genomes of one network: codec, validity, size, sampling and variation (paper §4.3).
+
+    A gene is a searchable edge (one op of its choice set), a cell decision (one of its values,
+    read by every case op of the cell: one gene, many places) or a searchable link."""
 
     def __init__(self, network: NetworkIR, input_resolution: int | None = None) -> None:
         self.network = network
-        self.genes = network.searchable_edges
-        self.candidates = tuple(network.candidates(g) for g in range(len(self.genes)))
+        self.genes: tuple[Gene, ...] = network.genes
+        self.candidates: tuple[tuple[Op | Option, ...], ...] = tuple(
+            self._options(g) for g in self.genes
+        )
         # the resolution entering the first cell; cells must never shrink it below 1 pixel
         self.input_resolution = input_resolution
+
+    def _options(self, gene: Gene) -> tuple[Op | Option, ...]:
+        cell = self.network.cells[gene.pos].cell
+        if gene.kind == "decision":
+            return tuple(Option(v) for v in cell.decisions[gene.index].options)
+        if gene.kind == "edge":
+            return cell.edges[gene.index].options
+        return self.network.links[gene.index].options
+
+    def where(self, g: int) -> str:
+        """The place of gene `g`, in the user's words."""
+        gene = self.genes[g]
+        cell = self.network.cells[gene.pos].cell
+        options = ", ".join(o.name for o in self.candidates[g])
+        if gene.kind == "decision":
+            dec = cell.decisions[gene.index]
+            return f"decision {dec.name} of cell {gene.pos + 1} ({options})"
+        if gene.kind == "edge":
+            edge = cell.edges[gene.index]
+            return (
+                f"edge {edge.src} -> {edge.dst} in cell {gene.pos + 1} "
+                f"(choice '{edge.choice}': {options})"
+            )
+        link = self.network.links[gene.index]
+        return (
+            f"link {link.src_cell}.{link.src_node} -> {link.dst_cell}.{link.dst_node} "
+            f"(choice '{link.choice}': {options})"
+        )
 
     # --------------------------------------------------------------------------------- codec
     def encode(self, genome: Genome, prefix: bool = True) -> str:
         groups: list[list[str]] = []
         last = None
         for gene, choice in enumerate(genome.choices):
-            pos = self.genes[gene][0]
+            pos = self.genes[gene].pos
             if pos != last:
                 groups.append([])
                 last = pos
@@ -101,7 +142,7 @@ class GenomeSpace:
                 )
         cells = [c for c in text.split("|")]
         expected = [
-            sum(1 for p, _ in self.genes if p == pos) for pos in self.network.searchable_cells
+            sum(1 for g in self.genes if g.pos == pos) for pos in self.network.searchable_cells
         ]
         if len(cells) != len(expected):
             raise GenomeError(
@@ -115,35 +156,73 @@ class GenomeSpace:
                 raise GenomeError(
                     f"cell group {i + 1} of the genome has {got} op(s), network "
                     f"'{self.network.name}' has {n} searchable edge(s) there"
+                    if all(g.kind == "edge" for g in self.genes)
+                    else f"cell group {i + 1} of the genome has {got} entries, network "
+                    f"'{self.network.name}' has {n} gene(s) there"
                 )
         choices = []
         for gene, name in enumerate(names):
             options = [op.name for op in self.candidates[gene]]
             if name not in options:
-                pos, e = self.genes[gene]
-                edge = self.network.cells[pos].cell.edges[e]
                 raise GenomeError(
-                    f"'{name}' is not a candidate of edge {edge.src} -> {edge.dst} in cell "
-                    f"{pos + 1} (choice '{edge.choice}': {', '.join(options)})"
+                    f"'{name}' is not a candidate of {self.where(gene)}"
+                    if self.genes[gene].kind != "decision"
+                    else f"'{name}' is not a value of {self.where(gene)}"
                 )
             choices.append(options.index(name))
         return Genome(self.network.name, tuple(choices))
 
     def one_hot(self, genome: Genome) -> tuple[tuple[int, ...], ...]:
-        """The paper's encoding: one one-hot sequence per edge (§3.2)."""
+        """The paper's encoding: one one-hot sequence per gene (§3.2); a tied decision is one
+        sequence, however many places read it."""
         return tuple(
             tuple(int(i == c) for i in range(len(self.candidates[g])))
             for g, c in enumerate(genome.choices)
         )
 
     # ------------------------------------------------------------------------------ validity
+    def decision_values(self, genome: Genome, pos: int) -> list[int]:
+        """The values of the decisions of the cell at position `pos`."""
+        cell = self.network.cells[pos].cell
+        values = [0] * len(cell.decisions)
+        for g, gene in enumerate(self.genes):
+            if gene.kind == "decision" and gene.pos == pos:
+                values[gene.index] = genome.choices[g]
+        return values
+
+    def variants(self, genome: Genome, pos: int) -> list[int]:
+        """The index into `candidates` of the op on every edge of the cell at position `pos`."""
+        cell = self.network.cells[pos].cell
+        values = self.decision_values(genome, pos)
+        chosen = {
+            gene.index: genome.choices[g]
+            for g, gene in enumerate(self.genes)
+            if gene.kind == "edge" and gene.pos == pos
+        }
+        return [edge.variant(chosen.get(i, 0), values) for i, edge in enumerate(cell.edges)]
+
+    def link_variants(self, genome: Genome) -> list[int]:
+        """The index into `candidates` of the op on every link."""
+        chosen = {
+            gene.index: genome.choices[g]
+            for g, gene in enumerate(self.genes)
+            if gene.kind == "link"
+        }
+        out = []
+        for i, link in enumerate(self.network.links):
+            values = self.decision_values(genome, link.dst_cell - 1) if link.depends else []
+            out.append(link.variant(chosen.get(i, 0), values))
+        return out
+
     def ops(self, genome: Genome, pos: int) -> list[Op]:
         """The op on every edge (fixed or chosen) of the cell at position `pos`."""
         cell = self.network.cells[pos].cell
-        chosen = {e: genome.choices[g] for g, (p, e) in enumerate(self.genes) if p == pos}
+        return [edge.candidates[v] for edge, v in zip(cell.edges, self.variants(genome, pos))]
+
+    def link_ops(self, genome: Genome) -> list[Op]:
+        """The op on every link (`none` when a searchable link is off)."""
         return [
-            edge.candidates[chosen[i]] if edge.searchable else edge.candidates[0]
-            for i, edge in enumerate(cell.edges)
+            link.candidates[v] for link, v in zip(self.network.links, self.link_variants(genome))
         ]
 
     def problem(self, genome: Genome) -> str | None:
@@ -174,20 +253,29 @@ class GenomeSpace:
     # ---------------------------------------------------------------------------------- size
     @cached_property
     def _cell_counts(self) -> tuple[int, ...]:
-        """Valid assignments per searchable cell, counted over classes of ops (none / scale)."""
+        """Valid assignments per searchable cell, counted over classes of ops (none / scale).
+        A decision's variants share their kind, so validity depends on the edges' own options
+        only: each decision multiplies its cell's count by its number of values, and so does
+        each searchable link (it adds to a node, never decides whether one has an input)."""
         counts = []
         for pos in self.network.searchable_cells:
             cell = self.network.cells[pos].cell
             classes = []
             for edge in cell.edges:
                 groups: dict[tuple[bool, int], list[Op]] = {}
-                for op in edge.candidates if edge.searchable else edge.candidates[:1]:
+                for op in edge.options:
                     groups.setdefault((op.is_none, op.scale), []).append(op)
                 classes.append([(ops[0], len(ops)) for ops in groups.values()])
             total = 0
             for combo in itertools.product(*classes):
                 if cell_problem(cell, [op for op, _ in combo]) is None:
                     total += prod(n for _, n in combo)
+            total *= prod(len(d.options) for d in cell.decisions)
+            total *= prod(
+                len(self.candidates[g])
+                for g, gene in enumerate(self.genes)
+                if gene.kind == "link" and gene.pos == pos
+            )
             counts.append(total)
         return tuple(counts)
 
@@ -196,7 +284,7 @@ class GenomeSpace:
         return prod(self._cell_counts)
 
     def total(self) -> int:
-        """The number of genomes, valid or not: the product of the edges' candidate counts."""
+        """The number of genomes, valid or not: the product of the genes' option counts."""
         return prod(len(c) for c in self.candidates)
 
     # ---------------------------------------------------------------------- sample and vary
@@ -205,7 +293,7 @@ class GenomeSpace:
         for _ in range(MAX_TRIES):
             choices: list[int] = []
             for pos in self.network.searchable_cells:
-                genes = [g for g, (p, _) in enumerate(self.genes) if p == pos]
+                genes = [g for g, gene in enumerate(self.genes) if gene.pos == pos]
                 for _ in range(MAX_TRIES):
                     part = [rng.randrange(len(self.candidates[g])) for g in genes]
                     trial = Genome(
@@ -227,7 +315,8 @@ class GenomeSpace:
     def mutate(self, genome: Genome, rng: _random.Random) -> Genome | None:
         """Change the op of one edge to another candidate (paper §4.3): the edge first, drawn
         uniformly, then the op, drawn uniformly among the other candidates of that edge. An edge
-        with no valid change is passed over for the next one drawn; None if no edge has one."""
+        with no valid change is passed over for the next one drawn; None if no edge has one.
+        The genes are drawn alike: a tied decision is one gene (all its places move together)."""
         edges = [g for g in range(len(self.genes)) if len(self.candidates[g]) > 1]
         rng.shuffle(edges)
         for g in edges:

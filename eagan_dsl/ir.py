@@ -7,8 +7,9 @@ widths), every setting has its value or its default, and every stage knows its k
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from math import prod
 from types import MappingProxyType
 from typing import Any
 
@@ -55,17 +56,54 @@ class Op:
         return SCALE.get(self.kind, 0)
 
 
+class _Variants:
+    """What edges and links share: `candidates` holds one concrete op per (own option, values of
+    the decisions read), own option most significant. Without decisions (`depends` empty) the
+    candidates are the own options, one per choice-set entry (or the one fixed op)."""
+
+    candidates: tuple[Op, ...]
+    choice: str | None
+    depends: tuple[int, ...]
+    radix: tuple[int, ...]
+
+    @property
+    def searchable(self) -> bool:
+        """Whether the edge (or link) has a gene of its own: its op names a choice set."""
+        return self.choice is not None
+
+    @property
+    def options(self) -> tuple[Op, ...]:
+        """One op per own option (the variant at the decisions' first values): what its gene
+        chooses between; all variants of an option share its kind (the checker ensures it)."""
+        return self.candidates[:: prod(self.radix)]
+
+    def variant(self, option: int, values: Sequence[int]) -> int:
+        """The index in `candidates` of own option `option` when the cell's decisions (all of
+        them, in declaration order) take `values`."""
+        index = option
+        for d, n in zip(self.depends, self.radix):
+            index = index * n + values[d]
+        return index
+
+
 @dataclass(frozen=True)
-class EdgeIR:
+class EdgeIR(_Variants):
     src: int
     dst: int
     candidates: tuple[Op, ...]
     choice: str | None = None  # the choice set's name when searchable, None when fixed
     span: Span = NO_SPAN
+    depends: tuple[int, ...] = ()  # the cell decisions the op reads (indices), in order
+    radix: tuple[int, ...] = ()  # their option counts
 
-    @property
-    def searchable(self) -> bool:
-        return self.choice is not None
+
+@dataclass(frozen=True)
+class DecisionIR:
+    """`cell C(norm: [none, bn, in])`: one gene per cell instance, read by case ops."""
+
+    name: str
+    options: tuple[str, ...]
+    span: Span = NO_SPAN
 
 
 @dataclass(frozen=True)
@@ -75,6 +113,7 @@ class CellIR:
     output: int
     num_nodes: int
     span: Span = NO_SPAN
+    decisions: tuple[DecisionIR, ...] = ()
 
     @property
     def searchable_edges(self) -> tuple[int, ...]:
@@ -92,17 +131,39 @@ class CellInstance:
 
 
 @dataclass(frozen=True)
-class LinkIR:
+class LinkIR(_Variants):
     """Node `src_node` of cell `src_cell` feeds node `dst_node` of cell `dst_cell` through `op`,
     added to the destination node. Links read the source node's final value (after its own links
-    are added) and are not searched."""
+    are added: a tap after the adds). A link whose op names a choice set is searched (`choice`,
+    e.g. `[none, xskip]`: on or off); its ops may read the destination cell's decisions."""
 
     src_cell: int
     src_node: int
     dst_cell: int
     dst_node: int
-    op: Op
+    op: Op  # the first candidate (the only one of a plain link)
     span: Span = NO_SPAN
+    candidates: tuple[Op, ...] = ()  # every variant; () means (op,)
+    choice: str | None = None
+    depends: tuple[int, ...] = ()  # decisions of the destination cell
+    radix: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.candidates:
+            object.__setattr__(self, "candidates", (self.op,))
+
+
+@dataclass(frozen=True)
+class Gene:
+    """One integer of a genome: a cell decision, a searchable edge or a searchable link.
+
+    `pos` is the cell position (for a link, its destination cell's); `index` the decision, edge
+    or link index. A cell's genes: its decisions, then its searchable edges, then the searchable
+    links into it, each in spec order."""
+
+    kind: str  # "decision" | "edge" | "link"
+    pos: int
+    index: int
 
 
 @dataclass(frozen=True)
@@ -134,8 +195,23 @@ class NetworkIR:
         )
 
     @property
+    def genes(self) -> tuple[Gene, ...]:
+        """Every gene of the network's genomes, in order (cells in order; see `Gene`). Without
+        decisions and searchable links, one per searchable edge, as `searchable_edges`."""
+        out: list[Gene] = []
+        for pos, inst in enumerate(self.cells):
+            out += [Gene("decision", pos, d) for d in range(len(inst.cell.decisions))]
+            out += [Gene("edge", pos, e) for e in inst.cell.searchable_edges]
+            out += [
+                Gene("link", pos, i)
+                for i, link in enumerate(self.links)
+                if link.searchable and link.dst_cell == pos + 1
+            ]
+        return tuple(out)
+
+    @property
     def searchable_cells(self) -> tuple[int, ...]:
-        return tuple(pos for pos, inst in enumerate(self.cells) if inst.cell.searchable_edges)
+        return tuple(sorted({g.pos for g in self.genes}))
 
     def candidates(self, gene: int) -> tuple[Op, ...]:
         pos, e = self.searchable_edges[gene]
@@ -198,6 +274,8 @@ class Program:
     stages: tuple[StageIR, ...]
     ops: Mapping[str, Op] = field(default_factory=lambda: MappingProxyType({}))
     choices: Mapping[str, tuple[Op, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # ops whose parts a cell decision picks: name → (the case as written, its kind)
+    case_ops: Mapping[str, tuple[str, str]] = field(default_factory=lambda: MappingProxyType({}))
 
     def network(self, name: str) -> NetworkIR:
         """A searchable network, or the base network of a fixed one."""

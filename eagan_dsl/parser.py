@@ -112,8 +112,36 @@ class _Build(Transformer[Token, ast.Spec]):
         return ast.Latent(span=_span(meta), dim=int(children[0]), distribution=dist)
 
     def op_def(self, meta: Any, children: list[Any]) -> ast.OpDef:
-        name, parts = children
-        return ast.OpDef(span=_span(meta), name=str(name), name_span=_tspan(name), parts=parts)
+        name, body = children
+        if isinstance(body, ast.Case):
+            return ast.OpDef(
+                span=_span(meta), name=str(name), name_span=_tspan(name), parts=(), case=body
+            )
+        return ast.OpDef(span=_span(meta), name=str(name), name_span=_tspan(name), parts=body)
+
+    def case_expr(self, meta: Any, children: list[Any]) -> ast.Case:
+        decision, *branches = children
+        return ast.Case(
+            span=_span(meta),
+            decision=str(decision),
+            decision_span=_tspan(decision),
+            branches=tuple(branches),
+        )
+
+    def case_branch(self, meta: Any, children: list[Any]) -> ast.CaseBranch:
+        label, parts = children
+        return ast.CaseBranch(
+            span=_span(meta), label=str(label), label_span=_tspan(label), parts=parts
+        )
+
+    def decision(self, meta: Any, children: list[Token]) -> ast.Decision:
+        name, *options = children
+        return ast.Decision(
+            span=_span(meta),
+            name=str(name),
+            name_span=_tspan(name),
+            options=tuple(ast.NameRef(span=_tspan(o), name=str(o)) for o in options),
+        )
 
     def op_list(self, meta: Any, children: list[ast.OpCall]) -> tuple[ast.OpCall, ...]:
         return tuple(children)
@@ -130,14 +158,21 @@ class _Build(Transformer[Token, ast.Spec]):
             span=_span(meta), name=str(name), name_span=_tspan(name), options=tuple(options)
         )
 
+    def decisions(self, meta: Any, children: list[ast.Decision]) -> tuple[ast.Decision, ...]:
+        return tuple(children)
+
     def cell_def(self, meta: Any, children: list[Any]) -> ast.CellDef:
         name, *stmts = children
+        decisions: tuple[ast.Decision, ...] = ()
+        if stmts and isinstance(stmts[0], tuple):
+            decisions = stmts.pop(0)
         return ast.CellDef(
             span=_span(meta),
             name=str(name),
             name_span=_tspan(name),
             edges=tuple(s for s in stmts if isinstance(s, ast.Edge)),
             outputs=tuple(s for s in stmts if isinstance(s, ast.Output)),
+            decisions=decisions,
         )
 
     def edge(self, meta: Any, children: list[Any]) -> ast.Edge:
@@ -265,7 +300,7 @@ def _unclosed_brace(text: str) -> tuple[str, ast.Span] | None:
     if not stack:
         return None
     line, col, head = stack[-1]
-    what = " ".join(head.split()[:2]) or "block"
+    what = " ".join(head.split("(")[0].split()[:2]) or "block"
     return what, ast.Span(line=line, column=col, end_line=line, end_column=col + 1)
 
 

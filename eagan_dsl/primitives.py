@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["none", "normal", "up", "down", "resize", "global", "vector", "latent"]
-ArgType = Literal["int", "float", "bool", "mode", "out"]
+ArgType = Literal["int", "float", "bool", "mode", "resize_mode", "out"]
 
 # `out` values: a positive integer, or `image` (the data's channel count).
 MODES = ("nearest", "bilinear")
+# a link's resize may also go through stride-2 transposed convs (AutoGAN's deconv skip-ins): the
+# checker writes them out, one per doubling between the two nodes, so the IR never holds `deconv`
+RESIZE_MODES = (*MODES, "deconv")
 
 
 @dataclass(frozen=True)
@@ -102,8 +105,9 @@ PRIMITIVES: dict[str, PrimitiveSpec] = {
         PrimitiveSpec(
             "resize",
             "resize",
-            (ArgSpec("mode", "mode", "nearest", "nearest or bilinear"),),
-            "interpolate to the destination node's resolution (links only)",
+            (ArgSpec("mode", "resize_mode", "nearest", "nearest, bilinear or deconv"),),
+            "interpolate to the destination node's resolution (links only); deconv: one "
+            "conv_transpose(k: 2, padding: 0, output_padding: 0) per doubling",
         ),
         PrimitiveSpec(
             "avgpool", "down", (ArgSpec("k", "int", 2, "window = stride", 2),), "average pooling"
@@ -112,6 +116,9 @@ PRIMITIVES: dict[str, PrimitiveSpec] = {
             "maxpool", "down", (ArgSpec("k", "int", 2, "window = stride", 2),), "max pooling"
         ),
         PrimitiveSpec("bn", "normal", (), "batch normalisation"),
+        PrimitiveSpec(
+            "inorm", "normal", (), "instance normalisation, no affine parameters (AutoGAN's IN)"
+        ),
         PrimitiveSpec("relu", "normal", (), "ReLU"),
         PrimitiveSpec(
             "lrelu", "normal", (ArgSpec("slope", "float", 0.2, "negative slope", 0.0),), "LeakyReLU"

@@ -201,7 +201,7 @@ class CellShapes:
 
 
 def _candidates(edge: EdgeIR) -> tuple[Op, ...]:
-    return edge.candidates if edge.searchable else edge.candidates[:1]
+    return edge.candidates
 
 
 def analyse_cell(cell: CellIR) -> CellShapes:

@@ -24,7 +24,7 @@ def genome_of(program: Program, name: str) -> Genome:
         fx = program.fixed[name]
         return Genome(fx.base, fx.genome)
     net = program.networks[name]
-    if net.searchable_edges:
+    if net.genes:
         raise ValueError(f"{name} is searchable: name one of its fixed networks")
     return Genome(name, ())
 

@@ -66,13 +66,15 @@ def _cells(program: Program) -> list[dict[str, Any]]:
                 "name": cell.name,
                 "nodes": cell.num_nodes,
                 "output": cell.output,
+                "decisions": [{"name": d.name, "options": list(d.options)} for d in cell.decisions],
                 "edges": [
                     {
                         "src": e.src,
                         "dst": e.dst,
                         "op": e.choice if e.searchable else e.candidates[0].name,
                         "searchable": e.searchable,
-                        "candidates": [op.name for op in e.candidates],
+                        "candidates": [op.name for op in e.options],
+                        "reads": [cell.decisions[d].name for d in e.depends],
                     }
                     for e in cell.edges
                 ],
@@ -99,11 +101,16 @@ def _network(program: Program, name: str, params: Any | None) -> dict[str, Any]:
             for i in net.cells
         ],
         "links": [
-            f"{ln.src_cell}.{ln.src_node} -> {ln.dst_cell}.{ln.dst_node} : {ln.op.name}"
+            f"{ln.src_cell}.{ln.src_node} -> {ln.dst_cell}.{ln.dst_node} : "
+            + (
+                f"{ln.choice} (searched: {', '.join(o.name for o in ln.options)})"
+                if ln.choice
+                else ln.op.name
+            )
             for ln in net.links
         ],
         "head": _prims(net.head),
-        "genes": len(net.searchable_edges),
+        "genes": len(net.genes),
         "space_size": size,
         "space_log10": round(math.log10(size), 2) if size > 0 else None,
     }
@@ -147,6 +154,10 @@ def describe(program: Program) -> dict[str, Any]:
         "ops": [
             {"name": op.name, "parts": _prims(op.parts), "kind": op.kind}
             for op in program.ops.values()
+        ]
+        + [
+            {"name": name, "parts": text, "kind": kind}
+            for name, (text, kind) in program.case_ops.items()
         ],
         "choices": [
             {"name": n, "candidates": [op.name for op in ops]} for n, ops in program.choices.items()
@@ -197,8 +208,10 @@ def render(info: dict[str, Any], console: Console) -> None:
         f"latent {info['latent']['dim']} {info['latent']['distribution']}"
     )
     ops = Table("op", "parts", "kind", title="op library", title_justify="left")
+    from rich.markup import escape
+
     for op in info["ops"]:
-        ops.add_row(op["name"], op["parts"], op["kind"])
+        ops.add_row(op["name"], escape(op["parts"]), op["kind"])
     choices = Table("choice", "candidates", title="choice sets", title_justify="left")
     for ch in info["choices"]:
         choices.add_row(ch["name"], ", ".join(ch["candidates"]))
@@ -211,8 +224,12 @@ def render(info: dict[str, Any], console: Console) -> None:
             title=f"cell {cell['name']} (output {cell['output']})",
             title_justify="left",
         )
+        for d in cell.get("decisions", []):
+            values = escape(f"[{', '.join(d['options'])}]")
+            t.add_row("decision", f"{d['name']}: {values}", "yes (one gene)")
         for e in cell["edges"]:
-            t.add_row(f"{e['src']} → {e['dst']}", e["op"], "yes" if e["searchable"] else "")
+            reads = f" (reads {', '.join(e['reads'])})" if e.get("reads") else ""
+            t.add_row(f"{e['src']} → {e['dst']}", e["op"] + reads, "yes" if e["searchable"] else "")
         console.print(t)
     with_params = info["params_note"] is None
     nets = Table(
@@ -229,7 +246,7 @@ def render(info: dict[str, Any], console: Console) -> None:
         nets.add_column("params max", justify="right")
     for n in info["networks"]:
         log = f"10^{n['space_log10']}" if n["space_log10"] is not None else "-"
-        row = [n["name"], n["role"], str(n["genes"]), str(n["space_size"]), log]
+        row = [n["name"], n["role"], str(n["genes"]), f"{n['space_size']:,}", log]
         if with_params:
             row += [f"{n['params']['min']:,}", f"{n['params']['max']:,}"]
         nets.add_row(*row)
