@@ -165,11 +165,13 @@ class Dist:
                 del bn.forward
 
     def close(self) -> None:
+        global _joined
         if self.active:
             import torch.distributed as td
 
             if td.is_initialized():
                 td.destroy_process_group()
+            _joined = None
 
 
 def _synced_batch_norm(bn: nn.modules.batchnorm._BatchNorm, group: Any, x: torch.Tensor) -> Any:
@@ -224,13 +226,52 @@ def from_env() -> Dist:
         return Dist()
     import torch.distributed as td
 
+    global _joined
+    if _joined is not None and td.is_initialized():
+        return _joined  # `--resume-if-exists` asks before the run joins: one group, not two
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     if not td.is_initialized():
-        td.init_process_group(backend=backend)
+        store = _attempt_store(world)
+        if store is None:
+            td.init_process_group(backend=backend)
+        else:
+            td.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     objects = td.new_group(backend="gloo") if torch.cuda.is_available() else None
-    return Dist(rank, world, local, backend, objects)
+    _joined = Dist(rank, world, local, backend, objects)
+    return _joined
+
+
+_joined: Dist | None = None  # the group this process joined (`from_env`), until `close`
+
+
+def _attempt_store(world: int) -> Any:
+    """Under torchrun's shared store (`TORCHELASTIC_USE_AGENT_STORE`), the agent's store scoped to
+    this attempt: the agent keeps one store for its whole life, and torch (2.14) joins the workers
+    of every attempt under the same keys, so after `--max-restarts` restarts the workers the new
+    ranks read the dead ones' gloo addresses and fail or wait to connect to them. None elsewhere
+    (`env://` as usual: then rank 0 hosts a fresh store every attempt). The restart count is the
+    same on every rank of one node; on several nodes an agent that restarts its workers because
+    another node left may count differently, hence TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 there
+    (README)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from datetime import timedelta
+
+    import torch.distributed
+
+    td: Any = torch.distributed  # TCPStore and PrefixStore: re-exported from torch._C, untyped
+    store = td.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world,
+        is_master=False,
+        timeout=timedelta(minutes=10),
+    )
+    run = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return td.PrefixStore(f"eagan/{run}/attempt_{attempt}/", store)
 
 
 def rank_device(dist: Dist, device: torch.device) -> torch.device:
