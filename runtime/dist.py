@@ -9,7 +9,8 @@ and `LOCAL_RANK` in the environment) `from_env` joins the process group:
   BatchNorm statistics are averaged (`average_grads`, `average_buffers`), or, with
   `run { sync_bn: on }`, BatchNorm normalises by the whole batch's statistics (`synced_bn`);
 - evaluation splits the population across ranks and gathers the records (`gather`);
-- stage 2 gives every rank its own GAN pairs and gathers their weights after each block of W pairs.
+- stage 2 gives every rank its own GAN pairs, gathers their records after each block of W pairs
+  and all-reduces the sums that merge them into the supernet at the round's end (`all_reduce`).
 
 Python objects (records, state dicts moved to the CPU, the stop flag) travel on a gloo group, so
 they never need a CUDA device of the right index; tensors of the training steps travel on the
@@ -66,6 +67,15 @@ class Dist:
         t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32)
         td.all_reduce(t, op=td.ReduceOp.MAX, group=self.objects)
         return tuple(bool(v) for v in t.tolist())
+
+    def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> None:
+        """`tensor` becomes its sum (or max) over the ranks, in place, on the default group: the
+        device's backend (NCCL for CUDA tensors, gloo for CPU ones)."""
+        if not self.active:
+            return
+        import torch.distributed as td
+
+        td.all_reduce(tensor, op=td.ReduceOp.MAX if op == "max" else td.ReduceOp.SUM)
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's `obj`, in rank order, on every rank (tensors must be on the CPU)."""

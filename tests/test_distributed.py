@@ -197,17 +197,21 @@ def test_stop_on_one_rank_mid_stage2_then_resume(runs: dict[str, Path]) -> None:
 def _run_bounded(
     cmd: list[str], env: dict[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
-    """`cmd` in its own process group, which is killed whole (torchrun and its workers) when it
-    outlives `timeout`: a hang fails the test and leaves no process behind."""
+    """`cmd` (torchrun), stopped when it outlives `timeout`: SIGTERM, on which torchrun stops its
+    workers, then SIGKILL; a hang fails the test. torchrun stays in the test's process group, so
+    that a signal to the group (`timeout`, CI) reaches it too."""
     proc = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
-    )  # fmt: skip
+        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
         pytest.fail(f"torchrun still running after {timeout:.0f} s:\n{err[-6000:]}")
     return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
 
@@ -218,8 +222,8 @@ def test_rank_killed_under_torchrun_max_restarts_resume_if_exists(runs: dict[str
     which resumes from the last checkpoint, and the run ends with the uninterrupted run's history.
     (The restarted ranks join the process group under keys of their own attempt in torchrun's
     store, `runtime.dist._attempt_store`; under the first attempt's keys they connected to the
-    dead rank's address.) A worker that hangs prints its stacks and exits after 420 s, and the
-    whole process group is killed after 600 s."""
+    dead rank's address.) A worker that hangs prints its stacks and exits after 420 s, and
+    torchrun is stopped after 600 s."""
     out = runs["folder"] / "killed"
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
