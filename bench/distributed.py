@@ -81,10 +81,15 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
         dist=dist,
     )
     stage = SearchStage(ctx, stage_ir)
-    sizes: dict[str, list[int]] = {"before": [], "after": []}
+    sizes: dict[str, list[Any]] = {"job_state": [], "calls": []}
     if args.bytes:
-        # the bytes one rank puts into a block's all_gather_object (pickled, as torch sends them):
-        # the exchange as it is (`_pair_result`) and the whole job state it replaced (`_job_state`)
+        # the bytes of stage 2's exchange, counted at `Dist`'s collectives during a round (the
+        # blocks' records, the merge's all-reduces, the opponent copy's spread), and for
+        # comparison the whole job state that the blocks once sent (`_job_state`, pickled).
+        # Conventions per rank: all_gather_object pads every rank's pickle to the largest and
+        # each rank receives W of them; a broadcast's source sends its pickle, the others
+        # receive it; an all-reduce sends and receives its tensor's bytes (the payload; a ring
+        # moves 2(W-1)/W of it each way). The per-iteration stop flags (8 bytes) are left out.
         import pickle
 
         from runtime.dist import to_cpu
@@ -92,12 +97,32 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
         result = stage._pair_result
 
         def counted(job: dict[str, Any]) -> dict[str, Any]:
-            out = result(job)
-            sizes["after"].append(len(pickle.dumps(to_cpu(out))))
-            sizes["before"].append(len(pickle.dumps(to_cpu(stage._job_state(job)))))
-            return out
+            sizes["job_state"].append(len(pickle.dumps(to_cpu(stage._job_state(job)))))
+            return result(job)
 
         stage._pair_result = counted  # type: ignore[method-assign]
+        gather, broadcast, all_reduce = dist.gather, dist.broadcast, dist.all_reduce
+
+        def counted_gather(obj: Any) -> list[Any]:
+            sizes["calls"].append(["gather", len(pickle.dumps(obj)), 0])
+            return gather(obj)
+
+        def counted_broadcast(obj: Any, src: int = 0) -> Any:
+            out = broadcast(obj, src)
+            n = len(pickle.dumps(out))
+            sizes["calls"].append(
+                ["broadcast", n if dist.rank == src else 0, 0 if dist.rank == src else n]
+            )
+            return out
+
+        def counted_all_reduce(tensor: torch.Tensor, op: str = "sum") -> None:
+            n = tensor.numel() * tensor.element_size()
+            sizes["calls"].append(["all_reduce", n, n])
+            all_reduce(tensor, op)
+
+        dist.gather = counted_gather  # type: ignore[method-assign]
+        dist.broadcast = counted_broadcast  # type: ignore[method-assign]
+        dist.all_reduce = counted_all_reduce  # type: ignore[method-assign]
     stage._start_population()
     stage.phase = "train"
     times = []
@@ -108,26 +133,36 @@ def _worker(rank: int, world: int, port: int, args: argparse.Namespace, out: str
             torch.cuda.synchronize(device)
         t0 = time.perf_counter()
         stage._train_round()
+        stage.spread_partners(0)  # after the round's selection (here pair 0 stands for the pick)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         dist.barrier()
         if r or not args.rounds:  # --rounds 0: the one untimed round's time
             times.append(time.perf_counter() - t0)
+    counting = args.bytes
+    if counting:
+        dist.gather = gather  # type: ignore[method-assign]
     every = dist.gather(sizes)
     if dist.main:
         quota = max(stage.E * stage.trainer.iterations_per_epoch() // stage.P, 1)
         row: dict[str, Any] = {"world": world, "round_s": times, "pairs": stage.P, "quota": quota}
-        if args.bytes:
-            # all_gather_object pads every rank's bytes to the block's largest: each rank
-            # receives W × max per block
-            for when in ("before", "after"):
-                per_rank = [r[when] for r in every]
-                blocks = [max(b) for b in zip(*per_rank)]
-                row[f"bytes_{when}"] = {
-                    "sent_per_rank_per_block": sum(sum(r) for r in per_rank)
-                    / sum(len(r) for r in per_rank),
-                    "received_per_rank_per_block": world * sum(blocks) / len(blocks),
-                }
+        if counting:
+            blocks = (args.rounds + 1) * -(-stage.P // world)
+            job = [r["job_state"] for r in every]
+            per_block = [max(b) for b in zip(*job)]
+            row["bytes_job_state"] = {
+                "sent_per_rank_per_block": sum(sum(r) for r in job) / sum(len(r) for r in job),
+                "received_per_rank_per_block": world * sum(per_block) / len(per_block),
+            }
+            sent = received = 0.0
+            for calls in zip(*(r["calls"] for r in every)):
+                for kind, n_out, n_in in calls:
+                    sent += n_out
+                    received += world * max(c[1] for c in calls) if kind == "gather" else n_in
+            row["bytes_now"] = {
+                "sent_per_rank_per_block": sent / world / blocks,
+                "received_per_rank_per_block": received / world / blocks,
+            }
         Path(out).write_text(json.dumps(row))
     dist.close()
 
@@ -157,8 +192,8 @@ def main() -> None:
     ap.add_argument(
         "--bytes",
         action="store_true",
-        help="count the bytes of stage 2's exchange per block (before/after sending only what "
-        "other ranks need)",
+        help="count the bytes of stage 2's exchange per block (and of the whole job state it "
+        "once sent)",
     )
     args = ap.parse_args()
 
@@ -192,14 +227,14 @@ def main() -> None:
         )
     Console().print(table)
     for row in rows:
-        if "bytes_after" in row:
-            b, a = row["bytes_before"], row["bytes_after"]
+        if "bytes_now" in row:
+            b, a = row["bytes_job_state"], row["bytes_now"]
             print(
-                f"{row['world']} processes, stage-2 exchange per block: sent per rank "
-                f"{b['sent_per_rank_per_block'] / 1e6:.3f} MB before, "
-                f"{a['sent_per_rank_per_block'] / 1e6:.3f} MB after; received per rank "
-                f"{b['received_per_rank_per_block'] / 1e6:.3f} MB before, "
-                f"{a['received_per_rank_per_block'] / 1e6:.3f} MB after"
+                f"{row['world']} processes, stage-2 exchange per block, per rank: sent "
+                f"{a['sent_per_rank_per_block'] / 1e6:.3f} MB, received "
+                f"{a['received_per_rank_per_block'] / 1e6:.3f} MB (the whole job state, as once "
+                f"sent: {b['sent_per_rank_per_block'] / 1e6:.3f} MB sent, "
+                f"{b['received_per_rank_per_block'] / 1e6:.3f} MB received)"
             )
     print(
         f"speed-up relative to {rows[0]['world']} process(es), best of {args.rounds} timed rounds, same invocation"

@@ -9,7 +9,8 @@ and `LOCAL_RANK` in the environment) `from_env` joins the process group:
   BatchNorm statistics are averaged (`average_grads`, `average_buffers`), or, with
   `run { sync_bn: on }`, BatchNorm normalises by the whole batch's statistics (`synced_bn`);
 - evaluation splits the population across ranks and gathers the records (`gather`);
-- stage 2 gives every rank its own GAN pairs and gathers their weights after each block of W pairs.
+- stage 2 gives every rank its own GAN pairs, gathers their records after each block of W pairs
+  and all-reduces the sums that merge them into the supernet at the round's end (`all_reduce`).
 
 Python objects (records, state dicts moved to the CPU, the stop flag) travel on a gloo group, so
 they never need a CUDA device of the right index; tensors of the training steps travel on the
@@ -66,6 +67,15 @@ class Dist:
         t = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32)
         td.all_reduce(t, op=td.ReduceOp.MAX, group=self.objects)
         return tuple(bool(v) for v in t.tolist())
+
+    def all_reduce(self, tensor: torch.Tensor, op: str = "sum") -> None:
+        """`tensor` becomes its sum (or max) over the ranks, in place, on the default group: the
+        device's backend (NCCL for CUDA tensors, gloo for CPU ones)."""
+        if not self.active:
+            return
+        import torch.distributed as td
+
+        td.all_reduce(tensor, op=td.ReduceOp.MAX if op == "max" else td.ReduceOp.SUM)
 
     def gather(self, obj: Any) -> list[Any]:
         """Every rank's `obj`, in rank order, on every rank (tensors must be on the CPU)."""
@@ -165,11 +175,13 @@ class Dist:
                 del bn.forward
 
     def close(self) -> None:
+        global _joined
         if self.active:
             import torch.distributed as td
 
             if td.is_initialized():
                 td.destroy_process_group()
+            _joined = None
 
 
 def _synced_batch_norm(bn: nn.modules.batchnorm._BatchNorm, group: Any, x: torch.Tensor) -> Any:
@@ -224,13 +236,52 @@ def from_env() -> Dist:
         return Dist()
     import torch.distributed as td
 
+    global _joined
+    if _joined is not None and td.is_initialized():
+        return _joined  # `--resume-if-exists` asks before the run joins: one group, not two
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
     local = int(os.environ.get("LOCAL_RANK", "0"))
     backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
     if not td.is_initialized():
-        td.init_process_group(backend=backend)
+        store = _attempt_store(world)
+        if store is None:
+            td.init_process_group(backend=backend)
+        else:
+            td.init_process_group(backend=backend, store=store, rank=rank, world_size=world)
     objects = td.new_group(backend="gloo") if torch.cuda.is_available() else None
-    return Dist(rank, world, local, backend, objects)
+    _joined = Dist(rank, world, local, backend, objects)
+    return _joined
+
+
+_joined: Dist | None = None  # the group this process joined (`from_env`), until `close`
+
+
+def _attempt_store(world: int) -> Any:
+    """Under torchrun's shared store (`TORCHELASTIC_USE_AGENT_STORE`), the agent's store scoped to
+    this attempt: the agent keeps one store for its whole life, and torch (2.14) joins the workers
+    of every attempt under the same keys, so after `--max-restarts` restarts the workers the new
+    ranks read the dead ones' gloo addresses and fail or wait to connect to them. None elsewhere
+    (`env://` as usual: then rank 0 hosts a fresh store every attempt). The restart count is the
+    same on every rank of one node; on several nodes an agent that restarts its workers because
+    another node left may count differently, hence TORCH_DISABLE_SHARE_RDZV_TCP_STORE=1 there
+    (README)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    from datetime import timedelta
+
+    import torch.distributed
+
+    td: Any = torch.distributed  # TCPStore and PrefixStore: re-exported from torch._C, untyped
+    store = td.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world,
+        is_master=False,
+        timeout=timedelta(minutes=10),
+    )
+    run = os.environ.get("TORCHELASTIC_RUN_ID", "")
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    return td.PrefixStore(f"eagan/{run}/attempt_{attempt}/", store)
 
 
 def rank_device(dist: Dist, device: torch.device) -> torch.device:

@@ -1,13 +1,19 @@
 """A torchrun entry for tests/test_distributed.py: `eagan ARGS...`, except that on torchrun's
 first attempt rank 1 kills itself with SIGKILL after $EAGAN_TEST_KILL_AFTER stage-2 pair
-iterations (a node lost mid-round); torchrun's --max-restarts then re-runs the same command."""
+iterations (a node lost mid-round); torchrun's --max-restarts then re-runs the same command.
+With $EAGAN_TEST_HANG_S, a worker still running after that many seconds prints every thread's
+stack and exits, so that a hang fails the test with the place where it hangs."""
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
 from typing import Any
+
+if os.environ.get("EAGAN_TEST_HANG_S"):
+    faulthandler.dump_traceback_later(int(os.environ["EAGAN_TEST_HANG_S"]), exit=True)
 
 from runtime import search
 from runtime.cli import main

@@ -133,6 +133,66 @@ def test_merge_keeps_unused_weights_and_averages_buffers() -> None:
     assert int(state["n"]) == 3
 
 
+def test_merge_sums_are_exact_so_split_and_order_do_not_matter() -> None:
+    """Stage 2's merge on several ranks: each rank adds the copies it holds and the sums are
+    all-reduced. The sums are exact (fixed-point integers), so splitting the contributions over
+    ranks, or reordering them, gives the same bits; a float32 running sum would not."""
+    gen = torch.Generator().manual_seed(1)
+    state = {"w": torch.randn(64, generator=gen), "running_mean": torch.randn(64, generator=gen)}
+    scales = (1.0, 1e-3, 1e-6, 3e2)  # changes of very different sizes
+    contributions = [
+        {k: v + s * torch.randn(64, generator=gen) for k, v in state.items()} for s in scales
+    ]
+
+    def merged(groups: list[list[int]]) -> dict[str, torch.Tensor]:
+        """The merge as `len(groups)` ranks do it, each rank holding one group of contributions
+        (the all-reduce: a sum or max over the ranks' tensors, run in lock-step on threads)."""
+        from concurrent.futures import ThreadPoolExecutor
+        from threading import Barrier
+
+        W = len(groups)
+        slots: list[list[torch.Tensor | None]] = [[None] * W for _ in range(2)]
+        calls = [0] * W
+        barrier = Barrier(W)
+
+        def rank(r: int) -> dict[str, torch.Tensor]:
+            def all_reduce(t: torch.Tensor, op: str) -> None:
+                slot = slots[calls[r]]
+                calls[r] += 1
+                slot[r] = t.clone()
+                barrier.wait()
+                parts = [x for x in slot if x is not None]
+                out = torch.stack(parts).amax(0) if op == "max" else torch.stack(parts).sum(0)
+                barrier.wait()
+                t.copy_(out)
+
+            mine = {k: v.clone() for k, v in state.items()}
+            counts = {k: len(contributions) for k in state}
+            merge_changes(
+                mine, [contributions[i] for i in groups[r]], {"w"}, "sum", counts, all_reduce
+            )
+            return mine
+
+        with ThreadPoolExecutor(W) as pool:
+            results = list(pool.map(rank, range(W)))
+        for other in results[1:]:  # every rank ends with the same supernet
+            for k in state:
+                assert torch.equal(other[k], results[0][k])
+        return results[0]
+
+    one = merged([[0, 1, 2, 3]])
+    for groups in ([[0, 2], [1, 3]], [[3], [1, 0, 2]], [[2], [0], [3], [1]]):
+        two = merged(groups)
+        for k in state:
+            assert torch.equal(one[k], two[k]), (groups, k)
+    # the reference in float64: w + Σ (w_j − w) for the parameter, the mean for the buffer
+    base = state["w"].double()
+    exact_w = base + sum((c["w"] - state["w"]).double() for c in contributions)
+    exact_mean = sum(c["running_mean"].double() for c in contributions) / len(contributions)
+    torch.testing.assert_close(one["w"], exact_w.float())
+    torch.testing.assert_close(one["running_mean"], exact_mean.float())
+
+
 # ----------------------------------------------------------------------------- fair sampling
 EQUAL = """
 search equal {

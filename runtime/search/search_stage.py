@@ -174,6 +174,9 @@ class Evolving(Stage):
     def _round_started(self) -> None:
         pass
 
+    def _picked(self) -> None:
+        """The round's pick is known (`best_i`), before it is shown and handed on."""
+
     def _diverged(self, i: int) -> None:
         self.diverged.add(i)
 
@@ -198,6 +201,7 @@ class Evolving(Stage):
         F = objective_matrix(records, ctx.program.objectives)
         rank = ranks(F)
         self.best_i = pick(records, F, s["pick"])
+        self._picked()
         keep = (
             cars_select(records, self.P // 2, self.rng)
             if s["selection"] == "cars"
@@ -270,6 +274,9 @@ class SearchStage(OneToOne, Evolving):
         self._live_job: dict[str, Any] | None = None
         # one-to-one: the private weights of each pair's candidate after the last round (handed on)
         self.privates: dict[int, dict[str, Any]] = {}
+        # one-to-one on several ranks: an opponent copy is current only on the rank that trained
+        # it, from a round's first block until `spread_partners` or `weight_reset`
+        self.partners_held = False
 
     def _opponent(self) -> tuple[nn.Module, Genome]:
         """A fixed network (fresh weights) or a previous stage's pick with its trained weights."""
@@ -366,6 +373,10 @@ class SearchStage(OneToOne, Evolving):
     def _round_started(self) -> None:
         self._snapshot()
 
+    def _picked(self) -> None:
+        if self.one_to_one:
+            self.spread_partners(self.best_i)
+
     def _snapshot(self) -> None:
         """Keep the shared weights of the round's start, to restore if a candidate poisons them."""
         for member in [self.supernet] + ([] if self.one_to_one else self.partners):
@@ -432,6 +443,7 @@ class SearchStage(OneToOne, Evolving):
                 partners.append(self.partners[src].copy() if src in used else self.partners[src])
                 used.add(src)
             self.partners = partners
+            self.privates = {}  # by slot: the next round's merge makes new ones
 
     def _result(self) -> StageResult:
         """`best(stage)`: exactly the networks that produced the pick's recorded IS and FID. A G
@@ -448,8 +460,9 @@ class SearchStage(OneToOne, Evolving):
             theirs = copy.deepcopy(partner.module)
         else:
             mine = path_of(self.supernet.module, genome)
-            if best in self.privates:
-                mine.load_state_dict(self.privates[best])
+            private = self.private_of(best)
+            if private is not None:
+                mine.load_state_dict(private)
             theirs = copy.deepcopy(self._scorer(partner))
         for module in (mine, theirs):
             module.requires_grad_(True)  # an EMA copy is frozen; what is handed on trains on
@@ -463,6 +476,10 @@ class SearchStage(OneToOne, Evolving):
 
     # -------------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
+        """The stage's state, with what only some ranks hold gathered from them (a collective:
+        every rank calls it)."""
+        held = self.held_partners() if self.partners_held else {}
+        pairs_done, privates = self.held_pairs()
         return {
             **self.counters(),
             "round": self.round,
@@ -475,10 +492,10 @@ class SearchStage(OneToOne, Evolving):
             "rng": rng_state(self.rng),
             "trainer": self.trainer.state_dict(),
             "supernet": self.supernet.state_dict(),
-            "partners": [p.state_dict() for p in self.partners],
+            "partners": [held.get(j) or p.state_dict() for j, p in enumerate(self.partners)],
             "warm": self.warm.state_dict() if self.one_to_one else None,
-            "pairs_done": self.pairs_done,
-            "privates": self.privates,
+            "pairs_done": pairs_done,
+            "privates": privates,
             "jobs": self._jobs_state(),
         }
 
@@ -512,5 +529,6 @@ class SearchStage(OneToOne, Evolving):
         for j in self.pairs_done:
             if self.pairs_done[j]["diverged"]:
                 self.diverged.add(j)
+        self.partners_held = False  # every rank has every copy from the checkpoint
         if self.phase in ("train", "eval"):
             self._snapshot()
