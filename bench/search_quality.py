@@ -181,9 +181,9 @@ def check_specs(texts: Mapping[str, str]) -> dict[str, dict[str, int]]:
 
 
 # ----------------------------------------------------------------------------- the searches
-def search_unit(job: dict[str, Any]) -> dict[str, Any]:
-    """One (method, seed) search: run or resume it, then read every scored candidate and the
-    stage's pick from its history."""
+def run_search(job: Mapping[str, Any]) -> float:
+    """Run one search (`job`: key, method, seed, text, out, threads) with `runtime.cli run`, or
+    resume it where its checkpoints stopped; the minutes it took."""
     out = Path(job["out"])
     spec = out.parent / f"{job['method']}.eagan"
     spec.parent.mkdir(parents=True, exist_ok=True)
@@ -204,10 +204,17 @@ def search_unit(job: dict[str, Any]) -> dict[str, Any]:
         ).returncode
     if code != 0:
         raise RuntimeError(f"{job['key']}: exit {code}, see {out.with_suffix('.log')}")
+    return round((time.perf_counter() - t0) / 60, 1)
+
+
+def search_unit(job: dict[str, Any]) -> dict[str, Any]:
+    """One (method, seed) search: run or resume it, then read every scored candidate and the
+    stage's pick from its history."""
+    minutes = run_search(job)
     return {
         "key": job["key"],
-        **read_search(out / "history.jsonl", job["method"]),
-        "minutes": round((time.perf_counter() - t0) / 60, 1),
+        **read_search(Path(job["out"]) / "history.jsonl", job["method"]),
+        "minutes": minutes,
     }
 
 

@@ -38,11 +38,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -276,32 +273,13 @@ def read_answer(history: Path, method: str) -> dict[str, Any]:
 
 def search_unit(job: dict[str, Any]) -> dict[str, Any]:
     """One (method, seed) search: run or resume it, then read its answer from the history."""
-    out = Path(job["out"])
-    spec = out.parent / f"{job['method']}.eagan"
-    spec.parent.mkdir(parents=True, exist_ok=True)
-    spec.write_text(job["text"], encoding="utf-8")
-    resume = any((out / "checkpoints").glob("ckpt-*.pt"))
-    cmd = [sys.executable, "-m", "runtime.cli", "run"]
-    if resume:
-        cmd += ["--resume", str(out), "--device", "cpu"]
-    else:
-        cmd += [str(spec), "--out", str(out), "--device", "cpu", "--seed", str(job["seed"])]
-        if out.exists():
-            cmd.append("--force")
-    env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"])}
-    t0 = time.perf_counter()
-    with open(out.with_suffix(".log"), "a", encoding="utf-8") as log:
-        code = subprocess.run(
-            cmd, check=False, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        ).returncode
-    if code != 0:
-        raise RuntimeError(f"{job['key']}: exit {code}, see {out.with_suffix('.log')}")
+    minutes = sq.run_search(job)
     return {
         "key": job["key"],
         "method": job["method"],
         "seed": job["seed"],
-        **read_answer(out / "history.jsonl", job["method"]),
-        "minutes": round((time.perf_counter() - t0) / 60, 1),
+        **read_answer(Path(job["out"]) / "history.jsonl", job["method"]),
+        "minutes": minutes,
     }
 
 
