@@ -311,14 +311,12 @@ def _budget(args: argparse.Namespace) -> dict[str, int]:
     }
 
 
-def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    best, source = best_settings(args.rank_report)
-    texts = method_specs(Path(args.spec).read_text(encoding="utf-8"), _budget(args), best)
-    budgets = check_specs(texts)
-    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
-    units = rc.read_cache(args.searches_cache, config)
-    echo(f"budget per search: {budgets['eagan']}; eagan_best = {best} ({source})")
-    todo = [
+def search_jobs(
+    args: argparse.Namespace, texts: Mapping[str, str], have: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One search job per (method, seed) not in `have`, seed-major (a partial run already covers
+    every method once)."""
+    return [
         {
             "key": f"{m}#{s}",
             "method": m,
@@ -329,8 +327,18 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
         }
         for s in args.seeds
         for m in args.methods
-        if f"{m}#{s}" not in units
+        if f"{m}#{s}" not in have
     ]
+
+
+def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
+    best, source = best_settings(args.rank_report)
+    texts = method_specs(Path(args.spec).read_text(encoding="utf-8"), _budget(args), best)
+    budgets = check_specs(texts)
+    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
+    units = rc.read_cache(args.searches_cache, config)
+    echo(f"budget per search: {budgets['eagan']}; eagan_best = {best} ({source})")
+    todo = search_jobs(args, texts, units)
     echo(f"searches: {len(units)} cached, {len(todo)} to run ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:

@@ -305,19 +305,7 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
     budgets = check_specs(texts, args.min_pair_iterations)
     units = rc.read_cache(args.searches_cache, _config(args))
     echo(f"budget per search: {budgets}")
-    todo = [
-        {
-            "key": f"{m}#{s}",
-            "method": m,
-            "seed": s,
-            "text": texts[m],
-            "out": str(Path(args.out) / m / f"seed{s}"),
-            "threads": args.threads,
-        }
-        for s in args.seeds
-        for m in args.methods
-        if f"{m}#{s}" not in units
-    ]
+    todo = sq.search_jobs(args, texts, units)
     echo(f"searches: {len(units)} cached, {len(todo)} to run ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
