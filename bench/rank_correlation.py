@@ -266,7 +266,8 @@ RULES = ("raw", "ema")  # what scores a candidate: the supernet's raw weights or
 def proxy_unit(job: dict[str, Any]) -> dict[str, Any]:
     """One SuperNet-G warmed up with one sampling setting; every architecture scored at each
     checkpoint under each rule (BN re-estimated in both). The stage's state is kept in
-    `job['state']` after each checkpoint, so a killed unit continues from its last checkpoint."""
+    `job['state']` after each checkpoint and every `job['save_every']` steps, so a killed unit
+    continues from the last one (`job['stop_at']`, for tests, returns after saving that step)."""
     import torch
 
     from eagan_dsl.genome import GenomeSpace
@@ -287,19 +288,43 @@ def proxy_unit(job: dict[str, Any]) -> dict[str, Any]:
     genomes = [space.decode(g) for g in job["genomes"]]
     state_file = Path(job["state"])
     done: dict[str, Any] = dict(job["done"])
-    step = 0
+    step, before = 0, 0.0  # before: the seconds of earlier processes
     if state_file.exists():
         saved = torch.load(state_file, weights_only=True)
         stage.load_state_dict(saved["stage"])
         step = int(saved["step"])
         done = json.loads(saved["done"])
+        last = max(done.values(), key=lambda d: d["seconds"], default={"seconds": 0.0})
+        before = float(saved.get("seconds", last["seconds"]))  # older states: at a checkpoint
     t0 = time.perf_counter()
+
+    def save() -> None:
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = state_file.with_suffix(".tmp")
+        seconds = before + time.perf_counter() - t0
+        torch.save(
+            {
+                "stage": stage.state_dict(),
+                "step": step,
+                "done": json.dumps(done),
+                "seconds": seconds,
+            },
+            tmp,
+        )
+        os.replace(tmp, state_file)
+
+    every, stop_at = int(job.get("save_every", 0)), job.get("stop_at")
     for at in job["checkpoints"]:
         if str(at) in done:
             continue
         while step < at:
             stage.warm_step()
             step += 1
+            if step == stop_at:
+                save()
+                return {"key": job["setting"], "done": done, "stopped": step}
+            if every and step % every == 0 and step < at:
+                save()
         scores: dict[str, Any] = {}
         for rule in RULES:
             stage.s["score"] = rule
@@ -311,11 +336,9 @@ def proxy_unit(job: dict[str, Any]) -> dict[str, Any]:
                 )
                 scores[rule].append({"fid": r["fid"], "is": r["is"]})
         stage.s["score"] = "ema"
-        done[str(at)] = {"scores": scores, "seconds": round(time.perf_counter() - t0, 1)}
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_file.with_suffix(".tmp")
-        torch.save({"stage": stage.state_dict(), "step": step, "done": json.dumps(done)}, tmp)
-        os.replace(tmp, state_file)
+        seconds = before + time.perf_counter() - t0
+        done[str(at)] = {"scores": scores, "seconds": round(seconds, 1)}
+        save()
         # the scores so far, small enough to commit: a new machine keeps them
         partial = Path(job["partial"])
         partial.write_text(json.dumps({"config": job["config"], "done": done}, indent=1) + "\n")
@@ -367,6 +390,7 @@ def proxy(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
             "threads": args.threads,
             "done": units.get(setting, {}).get("done", {}),
             "state": str(args.proxy_cache.parent / "proxy_state" / f"{setting}.pt"),
+            "save_every": args.save_every,
             "partial": str(_partial(args, setting)),
             "config": config,
         }
@@ -678,6 +702,9 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--settings", nargs="+", default=["uniform", "fair"], help="warm-up sampling")
     ap.add_argument("--checkpoints", type=int, nargs="+", default=[1000, 4000, 10000])
     ap.add_argument("--proxy-images", type=int, default=1000, help="images per proxy score")
+    ap.add_argument(
+        "--save-every", type=int, default=250, help="proxy: keep the supernet every N steps"
+    )
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--truth-cache", type=Path, default=TRUTH_FILE)

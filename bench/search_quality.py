@@ -37,6 +37,7 @@ and the difference in pooled standard deviations.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -97,28 +98,46 @@ def _cut_stage(text: str, name: str) -> str:
     return "".join(lines[:start] + lines[end + 1 :])
 
 
-def best_settings(path: Path = RESULTS / "rank_correlation.json") -> tuple[dict[str, str], str]:
-    """The estimator settings bench/rank_correlation.py ranked best (highest Kendall τ of a
-    supernet predictor), or a stated fallback while it has not been measured."""
-    if path.is_file():
-        data = json.loads(path.read_text())
-        gt = data.get("ground_truth", {})
-        if (
-            gt.get("n_archs", 0) < 25 or gt.get("n_seeds", 0) < 2
-        ):  # an interim report decides nothing
-            return dict(
-                FALLBACK_BEST
-            ), f"{path.name} is interim ({gt.get('n_archs', 0)} architectures): fallback"
-        predictors = data.get("predictors", {})
-        supernets = {n: p for n, p in predictors.items() if n.startswith("supernet ")}
-        if supernets:
-            name = max(supernets, key=lambda n: supernets[n]["kendall"])
-            setting, rule = (x.strip() for x in name[len("supernet ") :].split(",")[:2])
-            return (
-                {"warmup_sampling": setting, "round_sampling": setting, "score": rule},
-                f"{path.name}: {name}",
-            )
-    return dict(FALLBACK_BEST), "not measured yet: fallback"
+ITERATIONS_PER_EPOCH = 21  # digits: 1,297 training images in batches of 64
+
+
+def best_settings(
+    path: Path = RESULTS / "rank_correlation.json", iterations: int | None = None
+) -> tuple[dict[str, str], str]:
+    """The estimator settings bench/rank_correlation.py ranked best: the highest Kendall τ of a
+    supernet predictor at the checkpoint nearest `iterations` (the search's supernet budget)
+    among the checkpoints where every setting was measured; a stated fallback while there is
+    no final report."""
+    if not path.is_file():
+        return dict(FALLBACK_BEST), "not measured yet: fallback"
+    data = json.loads(path.read_text())
+    gt = data.get("ground_truth", {})
+    if gt.get("n_archs", 0) < 25 or gt.get("n_seeds", 0) < 2:  # an interim report decides nothing
+        return dict(
+            FALLBACK_BEST
+        ), f"{path.name} is interim ({gt.get('n_archs', 0)} architectures): fallback"
+    by_step: dict[int, dict[str, float]] = {}
+    for name, row in data.get("predictors", {}).items():
+        if name.startswith("supernet "):
+            steps = name.rsplit(",", 1)[1].split()[0]
+            at = int(steps[:-1]) * 1000 if steps.endswith("k") else int(steps)
+            by_step.setdefault(at, {})[name] = row["kendall"]
+    if not by_step:
+        return dict(FALLBACK_BEST), f"{path.name} has no supernet predictor: fallback"
+    full = max(len(v) for v in by_step.values())
+    steps_ok = [at for at, v in by_step.items() if len(v) == full]
+    at = min(steps_ok, key=lambda a: (abs(a - (iterations or a)), a))
+    name = max(sorted(by_step[at]), key=lambda n: by_step[at][n])
+    setting, rule = (x.strip() for x in name[len("supernet ") :].split(",")[:2])
+    return (
+        {"warmup_sampling": setting, "round_sampling": setting, "score": rule},
+        f"{path.name}: {name} (τ {by_step[at][name]:.2f})",
+    )
+
+
+def budget_iterations(budget: Mapping[str, int]) -> int:
+    """The supernet iterations of a search with this budget (warm-up and every round)."""
+    return (budget["warmup"] + budget["rounds"] * budget["epochs"]) * ITERATIONS_PER_EPOCH
 
 
 def method_specs(base: str, budget: Mapping[str, int], best: Mapping[str, str]) -> dict[str, str]:
@@ -188,7 +207,7 @@ def run_search(job: Mapping[str, Any]) -> float:
     spec = out.parent / f"{job['method']}.eagan"
     spec.parent.mkdir(parents=True, exist_ok=True)
     spec.write_text(job["text"], encoding="utf-8")
-    resume = any((out / "checkpoints").glob("ckpt-*.pt"))
+    resume = not job.get("fresh") and any((out / "checkpoints").glob("ckpt-*.pt"))
     cmd = [sys.executable, "-m", "runtime.cli", "run"]
     if resume:
         cmd += ["--resume", str(out), "--device", "cpu"]
@@ -213,6 +232,7 @@ def search_unit(job: dict[str, Any]) -> dict[str, Any]:
     minutes = run_search(job)
     return {
         "key": job["key"],
+        "spec_sha": job["spec_sha"],
         **read_search(Path(job["out"]) / "history.jsonl", job["method"]),
         "minutes": minutes,
     }
@@ -311,31 +331,51 @@ def _budget(args: argparse.Namespace) -> dict[str, int]:
     }
 
 
+def spec_sha(text: str) -> str:
+    """A short hash of a method's spec text: a cached search counts only for the spec it ran."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def current(units: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, Any]:
+    """The cached searches that ran the current spec of their method (a method whose spec
+    changed, as eagan_best's does when the ranking report changes, is searched again)."""
+    return {
+        k: u
+        for k, u in units.items()
+        if u["key"].split("#")[0] in texts
+        and u.get("spec_sha") == spec_sha(texts[u["key"].split("#")[0]])
+    }
+
+
 def search_jobs(
     args: argparse.Namespace, texts: Mapping[str, str], have: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
-    """One search job per (method, seed) not in `have`, seed-major (a partial run already covers
-    every method once)."""
+    """One search job per (method, seed) without a current unit in `have`, seed-major (a
+    partial run already covers every method once). A stale unit's run directory is searched
+    afresh, not resumed."""
+    fresh = current(have, texts)
     return [
         {
             "key": f"{m}#{s}",
             "method": m,
             "seed": s,
             "text": texts[m],
+            "spec_sha": spec_sha(texts[m]),
+            "fresh": f"{m}#{s}" in have,
             "out": str(Path(args.out) / m / f"seed{s}"),
             "threads": args.threads,
         }
         for s in args.seeds
         for m in args.methods
-        if f"{m}#{s}" not in have
+        if f"{m}#{s}" not in fresh
     ]
 
 
 def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    best, source = best_settings(args.rank_report)
+    best, source = best_settings(args.rank_report, budget_iterations(_budget(args)))
     texts = method_specs(Path(args.spec).read_text(encoding="utf-8"), _budget(args), best)
     budgets = check_specs(texts)
-    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
+    config = {"spec": Path(args.spec).name, "budget": _budget(args)}
     units = rc.read_cache(args.searches_cache, config)
     echo(f"budget per search: {budgets['eagan']}; eagan_best = {best} ({source})")
     todo = search_jobs(args, texts, units)
@@ -373,16 +413,31 @@ def trained(args: argparse.Namespace) -> dict[str, Any]:
     return units
 
 
-def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None:
-    best, _ = best_settings(args.rank_report)
-    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
-    found = rc.read_cache(args.searches_cache, config)
+def found_searches(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, str], str]:
+    """The cached searches of the current method specs; the eagan_best settings and source."""
+    best, source = best_settings(args.rank_report, budget_iterations(_budget(args)))
+    texts = method_specs(Path(args.spec).read_text(encoding="utf-8"), _budget(args), best)
+    config = {"spec": Path(args.spec).name, "budget": _budget(args)}
+    return current(rc.read_cache(args.searches_cache, config), texts), best, source
+
+
+def wanted_answers(found: Mapping[str, Any]) -> list[str]:
+    """Every answer to fully-train, most needed first: all the picks (the main measure), then
+    the answers under the caps, then the top 4s (for the hypervolume)."""
+    keys = sorted(found, key=lambda k: (int(k.split("#")[1]), k))  # seed-major, like searches
+    picks = [answers(found[k])["pick"] for k in keys]
+    caps = [g for k in keys for g in answers(found[k])["caps"].values()]
+    tops = [g for k in keys for g in answers(found[k])["top"]]
     wanted: list[str] = []
-    for search in found.values():
-        a = answers(search)
-        for g in [a["pick"], *a["caps"].values(), *a["top"]]:
-            if g is not None and g not in wanted:
-                wanted.append(g)
+    for g in [*picks, *caps, *tops]:
+        if g is not None and g not in wanted:
+            wanted.append(g)
+    return wanted
+
+
+def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None:
+    found, _, _ = found_searches(args)
+    wanted = wanted_answers(found)
     targs = _truth_args(args)
     config_t = rc.truth_config(targs)
     have = trained(args)
@@ -429,9 +484,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
 
-    best, source = best_settings(args.rank_report)
-    config = {"spec": Path(args.spec).name, "budget": _budget(args), "best": best}
-    found = rc.read_cache(args.searches_cache, config)
+    found, best, source = found_searches(args)
     units = trained(args)
     seeds = args.train_seeds
     genomes = rc.architectures(Path(args.spec), args.archs, reference=args.reference)

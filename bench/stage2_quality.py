@@ -276,6 +276,7 @@ def search_unit(job: dict[str, Any]) -> dict[str, Any]:
     minutes = sq.run_search(job)
     return {
         "key": job["key"],
+        "spec_sha": job["spec_sha"],
         "method": job["method"],
         "seed": job["seed"],
         **read_answer(Path(job["out"]) / "history.jsonl", job["method"]),

@@ -92,3 +92,39 @@ def test_ground_truth_resumes_after_a_kill(tmp_path: Path) -> None:
     data = json.loads((cut / "report.json").read_text())
     assert data["ground_truth"]["n_archs"] == 3
     assert "supernet fair, raw, 4 steps" in data["predictors"]
+
+
+def test_proxy_resumes_between_checkpoints(tmp_path: Path) -> None:
+    """A proxy unit stopped between two checkpoints (after the state it keeps every
+    `save_every` steps) and resumed scores exactly what an uninterrupted unit scores."""
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    genomes = rc.architectures(TINY, 2, reference="")
+
+    def job(name: str, **extra: object) -> dict[str, object]:
+        return {
+            "key": "fair",
+            "setting": "fair",
+            "spec": str(TINY),
+            "against": "FixedD",
+            "genomes": genomes,
+            "checkpoints": [2, 5],
+            "images": 64,
+            "threads": 1,
+            "done": {},
+            "state": str(tmp_path / f"{name}.pt"),
+            "partial": str(tmp_path / f"{name}.partial.json"),
+            "config": {},
+            "save_every": 1,
+            **extra,
+        }
+
+    whole = rc.proxy_unit(job("whole"))
+    stopped = rc.proxy_unit(job("cut", stop_at=4))
+    assert stopped["stopped"] == 4 and set(stopped["done"]) == {"2"}
+    resumed = rc.proxy_unit(job("cut"))
+    assert set(resumed["done"]) == {"2", "5"}
+    assert resumed["done"]["2"] == stopped["done"]["2"]  # kept from the state, not retrained
+    for at in ("2", "5"):
+        assert resumed["done"][at]["scores"] == whole["done"][at]["scores"], at

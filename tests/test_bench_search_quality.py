@@ -133,3 +133,60 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["methods"]["eagan"]["searches"] == 1
     assert math.isfinite(report["methods"]["eagan"]["fd"]["mean"])
+
+
+def test_a_search_counts_only_for_the_spec_it_ran() -> None:
+    """When eagan_best's settings change (the ranking report moved), its cached searches are
+    searched again, afresh; the other methods' searches stay."""
+    import argparse
+
+    texts = {"eagan": "spec A", "eagan_best": "spec B2"}
+    have = {
+        "eagan#0": {"key": "eagan#0", "spec_sha": sq.spec_sha("spec A")},
+        "eagan_best#0": {"key": "eagan_best#0", "spec_sha": sq.spec_sha("spec B1")},
+    }
+    assert set(sq.current(have, texts)) == {"eagan#0"}
+    args = argparse.Namespace(seeds=[0, 1], methods=["eagan", "eagan_best"], out="o", threads=1)
+    jobs = {j["key"]: j for j in sq.search_jobs(args, texts, have)}
+    assert set(jobs) == {"eagan_best#0", "eagan#1", "eagan_best#1"}
+    assert jobs["eagan_best#0"]["fresh"] and not jobs["eagan#1"]["fresh"]
+    assert jobs["eagan_best#0"]["spec_sha"] == sq.spec_sha("spec B2")
+
+
+def test_picks_are_trained_before_caps_and_tops() -> None:
+    def search(seed: int, pick: str, other: str) -> dict[str, object]:
+        cands = [
+            {"genome": pick, "fid": 30.0, "params": 300_000},
+            {"genome": other, "fid": 20.0, "params": 100_000},
+        ]
+        return {"key": f"eagan#{seed}", "pick": pick, "candidates": cands}
+
+    found = {"eagan#1": search(1, "p1", "o1"), "eagan#0": search(0, "p0", "o0")}
+    assert sq.wanted_answers(found) == ["p0", "p1", "o0", "o1"]
+
+
+def test_best_settings_at_the_checkpoint_nearest_the_budget(tmp_path: Path) -> None:
+    def report(predictors: dict[str, float], n_archs: int = 25) -> Path:
+        path = tmp_path / "rank.json"
+        rows = {name: {"kendall": tau} for name, tau in predictors.items()}
+        rows["parameter count (more = better)"] = {"kendall": 0.9}  # not a supernet setting
+        gt = {"n_archs": n_archs, "n_seeds": 2}
+        path.write_text(json.dumps({"ground_truth": gt, "predictors": rows}))
+        return path
+
+    taus = {
+        "supernet uniform, ema, 1k steps": 0.1,
+        "supernet fair, raw, 1k steps": 0.2,
+        "supernet uniform, raw, 4k steps": 0.4,  # 4k: only uniform measured so far
+    }
+    best, _ = sq.best_settings(report(taus), iterations=3780)
+    assert best == {"warmup_sampling": "fair", "round_sampling": "fair", "score": "raw"}
+    taus["supernet fair, ema, 4k steps"] = 0.3
+    best, source = sq.best_settings(report(taus), iterations=3780)
+    assert best == {"warmup_sampling": "uniform", "round_sampling": "uniform", "score": "raw"}
+    assert "4k" in source
+    best, source = sq.best_settings(report(taus), iterations=900)
+    assert best["score"] == "raw" and best["warmup_sampling"] == "fair" and "1k" in source
+    _, source = sq.best_settings(report(taus, n_archs=20), iterations=3780)
+    assert "interim" in source
+    assert sq.budget_iterations({"warmup": 100, "rounds": 8, "epochs": 10}) == 3780

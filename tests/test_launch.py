@@ -42,8 +42,10 @@ def test_decoy_runtime_in_the_working_directory_does_not_shadow_the_workers(
 ) -> None:
     """Another project's `runtime/` in the working directory: `eagan run --nproc 2` (here the
     launcher runs with -P, as the `eagan` script does: its sys.path never holds the working
-    directory) starts torchrun workers that still import eagan's runtime. Both report the broken
-    spec as eagan does; a shadowed worker would die importing the decoy."""
+    directory) starts torchrun workers that still import eagan's runtime. A worker reports the
+    broken spec as eagan does; a shadowed worker would die importing the decoy. (Only the first
+    report is certain: torchrun stops the other worker as soon as one exits, which can be before
+    that one has read the spec.)"""
     decoy = tmp_path / "runtime"
     decoy.mkdir()
     (decoy / "__init__.py").write_text('raise ImportError("DECOY runtime imported")\n')
@@ -61,7 +63,8 @@ def test_decoy_runtime_in_the_working_directory_does_not_shadow_the_workers(
         timeout=600,
     )
     assert "DECOY" not in done.stdout + done.stderr
-    assert done.stderr.count("broken.eagan:1:16: error: expected") == 2, done.stderr  # both workers
+    assert done.returncode != 0
+    assert "broken.eagan:1:16: error: expected" in done.stderr, done.stderr  # a worker ran eagan
     assert "PYTHONSAFEPATH=1" in done.stderr  # the launch line says how workers are started
 
 
