@@ -130,7 +130,7 @@ def method_specs(base: str, b: Mapping[str, int], fixed_g: str, against: str) ->
     close = head.rstrip().rfind("}")
     head, tail = head[:close].rstrip() + "\n\n", head[close:]
     common = {"population": b["population"], "rounds": b["rounds"], "warmup": b["warmup"]}
-    g_keys = {**common, "epochs": b["g_epochs"]}
+    g_keys = {**common, "epochs": b["g_epochs"], **sq.PAPER}  # stage 1 as the paper has it
     d_keys = {**common, "epochs": b["d_epochs"], "pairing": "one_to_one"}
 
     def spec(*blocks: str) -> str:

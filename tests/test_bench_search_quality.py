@@ -26,6 +26,15 @@ def test_method_specs_check_with_equal_budgets() -> None:
     assert budgets["eagan"] == {"supernet_epochs": 180, "evaluations": 64}
     assert len({json.dumps(b) for b in budgets.values()}) == 1
     assert "strategy: random" in texts["random_ws"] and "strategy" not in texts["eagan"]
+    from eagan_dsl.checker import check_text
+
+    def estimator(name: str) -> dict[str, object]:
+        settings = check_text(texts[name], f"<{name}>").stages[0].settings
+        return {k: settings[k] for k in sq.PAPER}
+
+    # whatever the digits spec's defaults, eagan and random_ws score as the paper does
+    assert estimator("eagan") == estimator("random_ws") == sq.PAPER
+    assert estimator("eagan_best") == sq.FALLBACK_BEST
     with pytest.raises(ValueError, match="unequal budgets"):
         sq.check_specs({**texts, "random_ws": texts["random_ws"].replace("rounds: 8", "rounds: 9")})
 

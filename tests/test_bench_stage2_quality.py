@@ -30,6 +30,12 @@ def test_digits_method_specs_check_with_equal_budgets() -> None:
     assert budgets["coupled"]["evaluations"] == budgets["eagan"]["evaluations"]
     assert "fully_train" not in texts["eagan"]
     assert "weight_reset: off" in texts["no_reset"]
+    from eagan_dsl.checker import check_text
+
+    for name in s2.METHODS:  # stage 1 (or D first's G stage) scores as the paper does
+        for stage in check_text(texts[name], f"<{name}>").stages:
+            if stage.settings.get("network") == "G":
+                assert {k: stage.settings[k] for k in s2.sq.PAPER} == s2.sq.PAPER, (name, stage)
 
 
 def test_a_stage_2_too_short_to_rank_discriminators_is_refused() -> None:
