@@ -198,4 +198,4 @@ def test_best_settings_at_the_checkpoint_nearest_the_budget(tmp_path: Path) -> N
     assert best["score"] == "raw" and best["warmup_sampling"] == "fair" and "1k" in source
     _, source = sq.best_settings(report(taus, n_archs=20), iterations=3780)
     assert "interim" in source
-    assert sq.budget_iterations({"warmup": 100, "rounds": 8, "epochs": 10}) == 3780
+    assert sq.budget_iterations({"warmup": 100, "rounds": 8, "epochs": 10}) == 3600

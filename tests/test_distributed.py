@@ -35,10 +35,7 @@ TINY_EDITS = [
     ("images: 1000", "images: 128"),
     ("final_images: 5000", "final_images: 256"),
     ("channels: 32", "channels: 16"),
-    (
-        "warmup: 15  # small for CPU (paper: 50)\n  }\n\n  stage search_d",
-        "warmup: 1\n  }\n\n  stage search_d",
-    ),
+    ("warmup: 50 ", "warmup: 1 "),
     ("with: best(search_g)\n", "with: GNearest\n"),
     ("warmup: 15 ", "warmup: 0 "),
     ("epochs: 60", "epochs: 1"),
