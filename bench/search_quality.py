@@ -337,8 +337,14 @@ def _budget(args: argparse.Namespace) -> dict[str, int]:
 
 
 def spec_sha(text: str) -> str:
-    """A short hash of a method's spec text: a cached search counts only for the spec it ran."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+    """A short hash of a method's spec, comments and layout left out: a cached search counts
+    only for the spec it ran (an edited comment in the base spec changes nothing)."""
+    import re
+
+    strings_or_comments = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')  # as eagan_dsl/fmt.py
+    bare = strings_or_comments.sub(lambda m: "" if m.group().startswith("#") else m.group(), text)
+    tokens = " ".join(bare.split())
+    return hashlib.sha256(tokens.encode("utf-8")).hexdigest()[:16]
 
 
 def current(units: Mapping[str, Any], texts: Mapping[str, str]) -> dict[str, Any]:

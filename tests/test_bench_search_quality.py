@@ -155,6 +155,9 @@ def test_a_search_counts_only_for_the_spec_it_ran() -> None:
         "eagan_best#0": {"key": "eagan_best#0", "spec_sha": sq.spec_sha("spec B1")},
     }
     assert set(sq.current(have, texts)) == {"eagan#0"}
+    # comments and layout are not the spec; a '#' inside a string is
+    assert sq.spec_sha("spec A  # a note\n") == sq.spec_sha("spec   A\n")
+    assert sq.spec_sha('g: "x#y"') != sq.spec_sha('g: "x"')
     args = argparse.Namespace(seeds=[0, 1], methods=["eagan", "eagan_best"], out="o", threads=1)
     jobs = {j["key"]: j for j in sq.search_jobs(args, texts, have)}
     assert set(jobs) == {"eagan_best#0", "eagan#1", "eagan_best#1"}
