@@ -121,12 +121,14 @@ def variant_specs(base: str) -> dict[str, str]:
     if tuple(s.name for s in program.stages) != STAGES["eagan"]:
         raise ValueError(f"{SPEC.name}: expected the stages {STAGES['eagan']}; was it changed?")
     search = {s.name: s.settings for s in program.stages if s.kind == "search"}
-    for key in ("rounds", "warmup", "epochs", "population"):
+    for key in ("rounds", "epochs", "population"):
         if search["search_g"][key] != search["search_d"][key]:
             raise ValueError(
                 f"search_g and search_d differ in {key}: the coupled budget assumes equal stages"
             )
-    rounds, warmup = int(search["search_g"]["rounds"]), int(search["search_g"]["warmup"])
+    rounds = int(search["search_g"]["rounds"])
+    # the warm-ups may differ: the coupled stage gets both, D first swaps them with the roles
+    warm_1, warm_2 = int(search["search_g"]["warmup"]), int(search["search_d"]["warmup"])
     g, d, train = (stage_block(base, n) for n in ("search_g", "search_d", "fully_train"))
     no_search = _once(_once(base, g, "", "search_g"), d, "", "search_d")
 
@@ -146,17 +148,17 @@ def variant_specs(base: str) -> dict[str, str]:
   stage coupled : search {{
     network: (G, D),
     rounds: {2 * rounds},
-    warmup: {2 * warmup}
+    warmup: {warm_1 + warm_2}
   }}
 
 """
     d_first = f"""\
   stage search_d : search {{  # docs/language.md recipe "D first"
-    network: D, against: {FIXED_G}, pairing: many_to_one, warmup: {warmup}
+    network: D, against: {FIXED_G}, pairing: many_to_one, warmup: {warm_1}
   }}
 
   stage search_g : search {{
-    network: G, with: best(search_d), pairing: one_to_one, weight_reset: on, warmup: {warmup}
+    network: G, with: best(search_d), pairing: one_to_one, weight_reset: on, warmup: {warm_2}
   }}
 
 """

@@ -43,10 +43,11 @@ def test_every_variant_passes_the_checker_with_equal_budgets() -> None:
     assert stages["d_first"]["search_d"]["against"] == "GNearest"
     assert stages["d_first"]["search_g"]["pairing"] == "one_to_one"
     assert texts["eagan"].endswith(BASE)  # the paper's configuration is the spec as is
-    # search_g and search_d of digits.eagan: 15 warm-up + 3 rounds × 5 epochs each; 3 × 8 candidates
+    # digits.eagan: search_g 50 warm-up + 3 rounds × 5 epochs, search_d 15 + 3 × 5; 3 × 8
+    # candidates each
     searching = {n: b for n, b in budgets.items() if n != "fixed"}
     assert all(
-        b == {"search_epochs": 60, "evaluations": 48, "fully_train_epochs": 60}
+        b == {"search_epochs": 95, "evaluations": 48, "fully_train_epochs": 60}
         for b in searching.values()
     )
     assert budgets["fixed"] == {"search_epochs": 0, "evaluations": 0, "fully_train_epochs": 60}
