@@ -339,11 +339,9 @@ def _budget(args: argparse.Namespace) -> dict[str, int]:
 def spec_sha(text: str) -> str:
     """A short hash of a method's spec, comments and layout left out: a cached search counts
     only for the spec it ran (an edited comment in the base spec changes nothing)."""
-    import re
+    from eagan_dsl.fmt import without_comments
 
-    strings_or_comments = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')  # as eagan_dsl/fmt.py
-    bare = strings_or_comments.sub(lambda m: "" if m.group().startswith("#") else m.group(), text)
-    tokens = " ".join(bare.split())
+    tokens = " ".join(without_comments(text).split())
     return hashlib.sha256(tokens.encode("utf-8")).hexdigest()[:16]
 
 

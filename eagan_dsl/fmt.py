@@ -31,6 +31,11 @@ _STRING_OR_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*')
 # ------------------------------------------------------------------------------------ comments
 
 
+def without_comments(text: str) -> str:
+    """`text` with every `#` comment removed (a `#` inside a string literal stays)."""
+    return _STRING_OR_COMMENT.sub(lambda m: "" if m.group().startswith("#") else m.group(), text)
+
+
 @dataclass
 class Comment:
     line: int
