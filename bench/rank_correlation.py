@@ -106,9 +106,29 @@ def read_cache(path: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 def write_cache(path: Path, config: dict[str, Any], units: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text(json.dumps({"config": config, "units": units}, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
+
+
+def store(
+    path: Path, config: dict[str, Any], units: dict[str, Any], result: dict[str, Any]
+) -> None:
+    """Record one finished unit: `result` goes into `units` and into the cache at `path`.
+
+    The file is re-read and merged under a lock, and only this unit is written into it, so two
+    benchmark processes can share one cache (say, one searching eagan and one random_ws) without
+    either overwriting what the other finished. `units` is brought up to date with the file."""
+    import fcntl
+
+    units[result["key"]] = result
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        disk = read_cache(path, config)
+        disk[result["key"]] = result
+        write_cache(path, config, disk)
+    units.update(disk)
 
 
 def run_units(
@@ -246,8 +266,7 @@ def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
     echo(f"ground truth: {len(units)} cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
-        units[result["key"]] = result
-        write_cache(args.truth_cache, config, units)
+        store(args.truth_cache, config, units, result)
         last = result["evals"].get(str(args.steps), {})
         echo(
             f"  [{len(units)}/{len(genomes) * len(args.seeds)}] seed {result['seed']} "
@@ -400,8 +419,7 @@ def proxy(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
     echo(f"proxy: {len(units)} settings cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
-        units[result["key"]] = result
-        write_cache(args.proxy_cache, config, units)
+        store(args.proxy_cache, config, units, result)
         echo(f"  {result['key']}: checkpoints {sorted(result['done'], key=int)} scored")
 
     run_units(proxy_unit, todo, args.jobs, done)

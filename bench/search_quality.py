@@ -391,8 +391,7 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
     echo(f"searches: {len(units)} cached, {len(todo)} to run ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
-        units[result["key"]] = result
-        rc.write_cache(args.searches_cache, config, units)
+        rc.store(args.searches_cache, config, units, result)
         echo(f"  {result['key']}: pick {result['pick']} ({result['minutes']} min)")
 
     rc.run_units(search_unit, todo, args.jobs, done)
@@ -456,8 +455,7 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None
     echo(f"fully-train: {len(wanted)} answers, {len(todo)} trainings to do")
 
     def done(result: dict[str, Any]) -> None:
-        mine[result["key"]] = result
-        rc.write_cache(args.trained_cache, config_t, mine)
+        rc.store(args.trained_cache, config_t, mine, result)
         echo(f"  seed {result['seed']} {result['params']:,} params: {result['evals']}")
 
     rc.run_units(rc.truth_unit, todo, args.jobs, done)

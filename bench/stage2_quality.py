@@ -310,8 +310,7 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
     echo(f"searches: {len(units)} cached, {len(todo)} to run ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
-        units[result["key"]] = result
-        rc.write_cache(args.searches_cache, _config(args), units)
+        rc.store(args.searches_cache, _config(args), units, result)
         echo(f"  {result['key']}: G {result['g']}, D {result['d']} ({result['minutes']} min)")
 
     rc.run_units(search_unit, todo, args.jobs, done)
@@ -365,8 +364,7 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
     echo(f"fully-train: {len(units)} cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
-        units[result["key"]] = result
-        rc.write_cache(args.trained_cache, config, units)
+        rc.store(args.trained_cache, config, units, result)
         echo(f"  {result['key']}: {result['evals']}")
 
     rc.run_units(rc.truth_unit, todo, args.jobs, done)

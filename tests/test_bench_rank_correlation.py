@@ -128,3 +128,38 @@ def test_proxy_resumes_between_checkpoints(tmp_path: Path) -> None:
     assert resumed["done"]["2"] == stopped["done"]["2"]  # kept from the state, not retrained
     for at in ("2", "5"):
         assert resumed["done"][at]["scores"] == whole["done"][at]["scores"], at
+
+
+def _store_many(cache: str, tag: str, n: int) -> None:
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    units = rc.read_cache(Path(cache), {"v": 1})  # read once at the start, as a benchmark does
+    for i in range(n):
+        rc.store(Path(cache), {"v": 1}, units, {"key": f"{tag}{i}", "value": i})
+
+
+def test_two_processes_sharing_a_cache_lose_no_unit(tmp_path: Path) -> None:
+    """Each benchmark process holds the cache it read at its start; storing a unit must not write
+    that stale copy over what another process finished meanwhile."""
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    cache = tmp_path / "c.json"
+    mine = rc.read_cache(cache, {"v": 1})  # this process starts: nothing cached yet
+    _store_many(str(cache), "other", 1)  # another process finishes a unit
+    rc.store(cache, {"v": 1}, mine, {"key": "mine", "value": 0})
+    assert set(_units(cache)) == {"other0", "mine"}
+    assert set(mine) == {"other0", "mine"}  # the in-memory view is brought up to date
+
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_store_many, args=(str(cache), f"p{j}-", 25)) for j in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    assert len(_units(cache)) == 2 + 3 * 25
+    assert not list(tmp_path.glob("*.tmp"))
