@@ -10,7 +10,8 @@ fully trained by one protocol, and measures that respect a multi-objective searc
 Methods, each at the same budget (the same supernet iterations and the same number of proxy
 evaluations, checked), `--seeds` search seeds each:
 
-    eagan       stage 1 as `specs/digits.eagan` specifies it, scaled to the budget
+    eagan       stage 1 of `specs/digits.eagan`, scaled to the budget, with the paper's
+                estimator (uniform sampling, EMA scoring: `PAPER`), whatever the spec's defaults
     eagan_best  the same with the estimator settings `bench/rank_correlation.py` measured best
                 (read from bench/results/rank_correlation.json; `--best` overrides)
     random_ws   random search with weight sharing (Li & Talwalkar, 2019): `strategy: random`,
@@ -31,7 +32,9 @@ the pick's percentile in the ground-truth distribution (the share of ground-trut
 with a lower FD); the best final FD under parameter caps, each method answering with its
 best-scored architecture under the cap; and the hypervolume of the (final FD, params) front of its
 4 best-scored architectures against a fixed reference point. EAGAN against random_ws: Welch's t
-and the difference in pooled standard deviations.
+and the difference in pooled standard deviations. The learning curves (`report` draws them into
+bench/results/search_quality_curves.png): the best proxy FD found after each proxy evaluation, and
+the parameter count of that best-so-far architecture, per method.
 """
 
 from __future__ import annotations
@@ -487,6 +490,57 @@ def _cell(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def anytime(cands: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
+    """The search's learning curve: after each proxy evaluation (in the order the search made
+    them), the lowest proxy FD so far and the parameter count of the candidate that has it."""
+    best, params = math.inf, math.nan
+    out: dict[str, list[float]] = {"fid": [], "params": []}
+    for c in cands:
+        if c["fid"] < best:
+            best, params = c["fid"], float(c["params"])
+        out["fid"].append(best)
+        out["params"].append(params)
+    return out
+
+
+def plot_curves(found: Mapping[str, Any], methods: Sequence[str], path: Path) -> bool:
+    """The learning curves of every method (a thin line per search seed, a thick one for the
+    mean); False when no search is cached."""
+    from runtime.plots import _figure, save
+
+    mine = {m: [found[k] for k in sorted(found) if k.split("#")[0] == m] for m in methods}
+    mine = {m: xs for m, xs in mine.items() if xs}
+    if not mine:
+        return False
+    colors = {"eagan": "tab:blue", "eagan_best": "tab:green", "random_ws": "tab:orange"}
+    fig = _figure(size=(11.0, 4.2))
+    axes = fig.subplots(1, 2)
+    for m, xs in mine.items():
+        curves = [anytime(x["candidates"]) for x in xs]
+        for row, (key, label) in enumerate(
+            (("fid", "best proxy FD so far"), ("params", "params of the best so far"))
+        ):
+            ax = axes[row]
+            for c in curves:
+                ys = [y if math.isfinite(y) else math.nan for y in c[key]]
+                ax.plot(range(1, len(ys) + 1), ys, color=colors.get(m), alpha=0.3, lw=0.8)
+            n = min(len(c[key]) for c in curves)
+            mean = [statistics.fmean(c[key][i] for c in curves) for i in range(n)]
+            mean = [y if math.isfinite(y) else math.nan for y in mean]
+            ax.plot(
+                range(1, n + 1), mean, color=colors.get(m), lw=2, label=f"{LABELS[m]} ({len(xs)})"
+            )
+            ax.set_xlabel("proxy evaluations")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[0].legend(fontsize="small")
+    axes[0].set_title("search: best proxy FD (each method's own supernet)", fontsize="medium")
+    axes[1].set_title("size of that architecture", fontsize="medium")
+    save(fig, path.with_suffix(""), formats=(path.suffix.lstrip(".") or "png",))
+    return True
+
+
 def report(args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
@@ -601,6 +655,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         if m in rows and "random_ws" in rows:
             a = [v for v in rows[m]["fd"]["values"] if math.isfinite(v)]
             b = [v for v in rows["random_ws"]["fd"]["values"] if math.isfinite(v)]
+            if len(a) < 2 or len(b) < 2:
+                console.print(f"{LABELS[m]} − random search: not enough trained picks yet")
+                continue
             verdict[m] = {**welch(a, b), "n": [len(a), len(b)]}
             w = verdict[m]
             console.print(
@@ -617,6 +674,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     }
     args.report_file.parent.mkdir(parents=True, exist_ok=True)
     args.report_file.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    curves = args.report_file.with_name(args.report_file.stem + "_curves.png")
+    if plot_curves(found, args.methods, curves):
+        console.print(f"learning curves: {curves}")
     return out
 
 

@@ -142,6 +142,18 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["methods"]["eagan"]["searches"] == 1
     assert math.isfinite(report["methods"]["eagan"]["fd"]["mean"])
+    assert (tmp_path / "report_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_learning_curve_is_the_best_so_far() -> None:
+    cands = [
+        {"fid": f, "params": p}
+        for f, p in ((500.0, 10), (math.inf, 20), (300.0, 30), (400.0, 40), (300.0, 50), (90.0, 60))
+    ]
+    curve = sq.anytime(cands)
+    assert curve["fid"] == [500.0, 500.0, 300.0, 300.0, 300.0, 90.0]
+    assert curve["params"] == [10, 10, 30, 30, 30, 60]  # a tie keeps the first to reach it
+    assert sq.anytime([{"fid": math.inf, "params": 1}])["fid"] == [math.inf]
 
 
 def test_a_search_counts_only_for_the_spec_it_ran() -> None:
