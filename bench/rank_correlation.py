@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -129,6 +130,33 @@ def store(
         disk[result["key"]] = result
         write_cache(path, config, disk)
     units.update(disk)
+
+
+def shard_arg(text: str) -> tuple[int, int]:
+    """`--shard K/N`: this process takes the K-th of N disjoint shares of the units."""
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (for example 0/2)") from None
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(f"{text!r}: K must be 0 to N-1")
+    return k, n
+
+
+def in_shard(jobs: Sequence[dict[str, Any]], shard: tuple[int, int] | None) -> list[dict[str, Any]]:
+    """The jobs of this process's share (all without `--shard`), in their order. A unit's share
+    follows from its key alone, so processes started at different times (with different units
+    already cached) never take the same unit, and between them take every one."""
+    if shard is None:
+        return list(jobs)
+    k, n = shard
+    return [j for j in jobs if int(hashlib.sha256(j["key"].encode()).hexdigest(), 16) % n == k]
+
+
+SHARD_HELP = (
+    "K/N: take only the K-th of N disjoint shares of the units, to run N processes of this "
+    "command side by side on one cache (instead of --jobs N in one)"
+)
 
 
 def run_units(
@@ -262,7 +290,7 @@ def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
     config = truth_config(args)
     units = read_cache(args.truth_cache, config)
     genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
-    todo = truth_jobs(args, genomes, args.seeds, units)
+    todo = in_shard(truth_jobs(args, genomes, args.seeds, units), getattr(args, "shard", None))
     echo(f"ground truth: {len(units)} cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
@@ -724,6 +752,7 @@ def main(argv: Iterable[str] | None = None) -> None:
         "--save-every", type=int, default=250, help="proxy: keep the supernet every N steps"
     )
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--shard", type=shard_arg, help="ground truth: " + SHARD_HELP)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--truth-cache", type=Path, default=TRUTH_FILE)
     ap.add_argument("--proxy-cache", type=Path, default=PROXY_FILE)

@@ -390,7 +390,7 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
     config = {"spec": Path(args.spec).name, "budget": _budget(args)}
     units = rc.read_cache(args.searches_cache, config)
     echo(f"budget per search: {budgets['eagan']}; eagan_best = {best} ({source})")
-    todo = search_jobs(args, texts, units)
+    todo = rc.in_shard(search_jobs(args, texts, units), getattr(args, "shard", None))
     echo(f"searches: {len(units)} cached, {len(todo)} to run ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
@@ -454,7 +454,9 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None
     have = trained(args)
     mine = rc.read_cache(args.trained_cache, config_t)
     targs.threads = args.threads
-    todo = rc.truth_jobs(targs, wanted, args.train_seeds, have)
+    todo = rc.in_shard(
+        rc.truth_jobs(targs, wanted, args.train_seeds, have), getattr(args, "shard", None)
+    )
     echo(f"fully-train: {len(wanted)} answers, {len(todo)} trainings to do")
 
     def done(result: dict[str, Any]) -> None:
@@ -700,6 +702,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--against", default=rc.FIXED_D)
     ap.add_argument("--reference", default=rc.FIXED_G)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--shard", type=rc.shard_arg, help="search and train: " + rc.SHARD_HELP)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "search_quality")
     ap.add_argument("--rank-report", type=Path, default=rc.REPORT_FILE)

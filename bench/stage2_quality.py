@@ -306,7 +306,7 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
     budgets = check_specs(texts, args.min_pair_iterations)
     units = rc.read_cache(args.searches_cache, _config(args))
     echo(f"budget per search: {budgets}")
-    todo = sq.search_jobs(args, texts, units)
+    todo = rc.in_shard(sq.search_jobs(args, texts, units), getattr(args, "shard", None))
     echo(f"searches: {len(units)} cached, {len(todo)} to run ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
@@ -361,6 +361,7 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
         for g, d in wanted_pairs(found, args.against)
         if pair_key(g, d, s) not in units
     ]
+    todo = rc.in_shard(todo, getattr(args, "shard", None))
     echo(f"fully-train: {len(units)} cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:
@@ -498,6 +499,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--against", default=rc.FIXED_D)
     ap.add_argument("--fixed-g", default=rc.FIXED_G)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--shard", type=rc.shard_arg, help="search and train: " + rc.SHARD_HELP)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "stage2_quality")
     ap.add_argument("--searches-cache", type=Path, default=SEARCHES_FILE)

@@ -163,3 +163,27 @@ def test_two_processes_sharing_a_cache_lose_no_unit(tmp_path: Path) -> None:
         assert p.exitcode == 0
     assert len(_units(cache)) == 2 + 3 * 25
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_shards_are_disjoint_cover_everything_and_keep_the_order() -> None:
+    import argparse
+
+    import pytest
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    jobs = [{"key": f"G:{i}#{i % 2}"} for i in range(40)]
+    shares = [rc.in_shard(jobs, (k, 3)) for k in range(3)]
+    keys = [j["key"] for share in shares for j in share]
+    assert sorted(keys) == sorted(j["key"] for j in jobs) and len(keys) == len(set(keys))
+    assert all(share for share in shares)  # 40 keys: each share gets some
+    for share in shares:  # the priority order (picks first) holds within a share
+        assert share == sorted(share, key=jobs.index)
+    # a later process, with some units already done, still takes only its own
+    later = rc.in_shard(jobs[10:], (1, 3))
+    assert later == [j for j in shares[1] if j in jobs[10:]]
+    assert rc.in_shard(jobs, None) == jobs
+    assert rc.shard_arg("1/2") == (1, 2)
+    for bad in ("2/2", "x", "1", "-1/2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            rc.shard_arg(bad)
