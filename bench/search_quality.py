@@ -7,6 +7,10 @@ fully trained by one protocol, and measures that respect a multi-objective searc
     python bench/search_quality.py report                         # tables + JSON from the caches
     python bench/search_quality.py all --jobs 2 --threads 1       # the three in turn
 
+`search` and `train` resume from the caches; two processes of one part can share them, each
+taking a disjoint share of the units: `train --jobs 1 --shard 0/2` beside `train --jobs 1 --shard
+1/2` (say, one of them started when a search process freed its core).
+
 Methods, each at the same budget (the same supernet iterations and the same number of proxy
 evaluations, checked), `--seeds` search seeds each:
 

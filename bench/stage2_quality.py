@@ -6,6 +6,10 @@ by paired differences at the same generator, so that the generator's noise cance
     python bench/stage2_quality.py report                         # tables + JSON from the caches
     python bench/stage2_quality.py all --jobs 2 --threads 1       # the three in turn
 
+`search` and `train` resume from the caches; two processes of one part can share them, each
+taking a disjoint share of the units: `train --jobs 1 --shard 0/2` beside `train --jobs 1 --shard
+1/2` (say, one of them started when a search process freed its core).
+
 Methods, each a spec derived from `specs/digits.eagan` (its stage blocks kept, their budgets set,
 no fully-train stage: every answer is fully trained below by one protocol):
 
