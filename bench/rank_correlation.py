@@ -143,14 +143,25 @@ def shard_arg(text: str) -> tuple[int, int]:
     return k, n
 
 
-def in_shard(jobs: Sequence[dict[str, Any]], shard: tuple[int, int] | None) -> list[dict[str, Any]]:
+def training_group(job: Mapping[str, Any]) -> str:
+    """A training's share-group: its (G, D), so both seeds of an answer land in one share and
+    its mean FD is complete as early as it can be."""
+    return f"{job['genome']} / {job['against']}"
+
+
+def in_shard(
+    jobs: Sequence[dict[str, Any]],
+    shard: tuple[int, int] | None,
+    group: Callable[[Mapping[str, Any]], str] = lambda job: str(job["key"]),
+) -> list[dict[str, Any]]:
     """The jobs of this process's share (all without `--shard`), in their order. A unit's share
-    follows from its key alone, so processes started at different times (with different units
-    already cached) never take the same unit, and between them take every one."""
+    follows from its group (by default its key) alone, so processes started at different times
+    (with different units already cached) never take the same unit, and between them take every
+    one."""
     if shard is None:
         return list(jobs)
     k, n = shard
-    return [j for j in jobs if int(hashlib.sha256(j["key"].encode()).hexdigest(), 16) % n == k]
+    return [j for j in jobs if int(hashlib.sha256(group(j).encode()).hexdigest(), 16) % n == k]
 
 
 SHARD_HELP = (
@@ -290,7 +301,9 @@ def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
     config = truth_config(args)
     units = read_cache(args.truth_cache, config)
     genomes = architectures(Path(args.spec), args.archs, reference=args.reference)
-    todo = in_shard(truth_jobs(args, genomes, args.seeds, units), getattr(args, "shard", None))
+    todo = in_shard(
+        truth_jobs(args, genomes, args.seeds, units), getattr(args, "shard", None), training_group
+    )
     echo(f"ground truth: {len(units)} cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:

@@ -450,6 +450,19 @@ def wanted_answers(found: Mapping[str, Any]) -> list[str]:
     return wanted
 
 
+def train_jobs(
+    targs: argparse.Namespace,
+    wanted: Sequence[str],
+    seeds: Sequence[int],
+    have: Mapping[str, Any],
+    shard: tuple[int, int] | None = None,
+) -> list[dict[str, Any]]:
+    """The trainings still to do, answer-major in the order of `wanted` (every seed of an answer
+    before the next answer: its mean FD needs them all), this process's share of them."""
+    jobs = [job for g in wanted for job in rc.truth_jobs(targs, [g], seeds, have)]
+    return rc.in_shard(jobs, shard, rc.training_group)
+
+
 def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None:
     found, _, _ = found_searches(args)
     wanted = wanted_answers(found)
@@ -458,9 +471,7 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None
     have = trained(args)
     mine = rc.read_cache(args.trained_cache, config_t)
     targs.threads = args.threads
-    todo = rc.in_shard(
-        rc.truth_jobs(targs, wanted, args.train_seeds, have), getattr(args, "shard", None)
-    )
+    todo = train_jobs(targs, wanted, args.train_seeds, have, getattr(args, "shard", None))
     echo(f"fully-train: {len(wanted)} answers, {len(todo)} trainings to do")
 
     def done(result: dict[str, Any]) -> None:

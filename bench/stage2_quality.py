@@ -365,7 +365,7 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
         for g, d in wanted_pairs(found, args.against)
         if pair_key(g, d, s) not in units
     ]
-    todo = rc.in_shard(todo, getattr(args, "shard", None))
+    todo = rc.in_shard(todo, getattr(args, "shard", None), rc.training_group)
     echo(f"fully-train: {len(units)} cached, {len(todo)} to train ({args.jobs} at a time)")
 
     def done(result: dict[str, Any]) -> None:

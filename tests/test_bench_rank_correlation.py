@@ -183,6 +183,17 @@ def test_shards_are_disjoint_cover_everything_and_keep_the_order() -> None:
     later = rc.in_shard(jobs[10:], (1, 3))
     assert later == [j for j in shares[1] if j in jobs[10:]]
     assert rc.in_shard(jobs, None) == jobs
+    # trainings: both seeds of one (G, D) go to the same share
+    trainings = [
+        {"key": f"G:{i}#{s}", "genome": f"G:{i}", "against": "D", "seed": s}
+        for i in range(20)
+        for s in (0, 1)
+    ]
+    for k in range(2):
+        share = rc.in_shard(trainings, (k, 2), rc.training_group)
+        assert {j["genome"] for j in share if j["seed"] == 0} == {
+            j["genome"] for j in share if j["seed"] == 1
+        }
     assert rc.shard_arg("1/2") == (1, 2)
     for bad in ("2/2", "x", "1", "-1/2"):
         with pytest.raises(argparse.ArgumentTypeError):

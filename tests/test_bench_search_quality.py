@@ -189,6 +189,23 @@ def test_picks_are_trained_before_caps_and_tops() -> None:
     assert sq.wanted_answers(found) == ["p0", "p1", "o0", "o1"]
 
 
+def test_trainings_are_answer_major_and_shared_by_answer() -> None:
+    import argparse
+
+    targs = argparse.Namespace(spec="s", steps=10, early=5, images=8, against="D", threads=1)
+    wanted = [f"G:{i}" for i in range(12)]
+    have = {"G:0#1": {}}  # already trained
+    keys = [j["key"] for j in sq.train_jobs(targs, wanted, [0, 1], have)]
+    assert keys[:5] == ["G:0#0", "G:1#0", "G:1#1", "G:2#0", "G:2#1"]
+    shares = [sq.train_jobs(targs, wanted, [0, 1], have, (k, 2)) for k in range(2)]
+    assert sorted(j["key"] for s in shares for j in s) == sorted(keys)
+    for share in shares:
+        genomes = [j["genome"] for j in share]
+        assert genomes == sorted(genomes, key=wanted.index)  # the priority order holds
+        for g in set(genomes) - {"G:0"}:
+            assert genomes.count(g) == 2  # both seeds of an answer in one share
+
+
 def test_best_settings_at_the_checkpoint_nearest_the_budget(tmp_path: Path) -> None:
     def report(predictors: dict[str, float], n_archs: int = 25) -> Path:
         path = tmp_path / "rank.json"
