@@ -36,7 +36,9 @@ the pick's percentile in the ground-truth distribution (the share of ground-trut
 with a lower FD); the best final FD under parameter caps, each method answering with its
 best-scored architecture under the cap; and the hypervolume of the (final FD, params) front of its
 4 best-scored architectures against a fixed reference point. EAGAN against random_ws: Welch's t
-and the difference in pooled standard deviations. The learning curves (`report` draws them into
+and the difference in pooled standard deviations (the issue's target), and, since a failed
+training puts a heavy tail on FD, the medians and the Mann–Whitney U test with P(EAGAN's pick has
+the lower FD). The learning curves (`report` draws them into
 bench/results/search_quality_curves.png): the best proxy FD found after each proxy evaluation, and
 the parameter count of that best-so-far architecture, per method.
 """
@@ -331,6 +333,18 @@ def welch(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     pooled = math.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
     diff = statistics.fmean(a) - statistics.fmean(b)
     return {"t": float(t), "p": float(p), "pooled_sds": diff / pooled if pooled else math.nan}
+
+
+def rank_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
+    """Mann–Whitney U of a against b (two-sided), and P(a < b) + ½ P(a = b): the chance that a
+    draw of a has the lower FD. It does not assume normal FDs, which a failed training (FD in the
+    hundreds beside tens) breaks."""
+    from scipy import stats
+
+    if not a or not b:
+        return {"u": math.nan, "p_u": math.nan, "p_lower": math.nan}
+    u, p = stats.mannwhitneyu(a, b, alternative="two-sided")
+    return {"u": float(u), "p_u": float(p), "p_lower": 1 - float(u) / (len(a) * len(b))}
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -675,11 +689,18 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             if len(a) < 2 or len(b) < 2:
                 console.print(f"{LABELS[m]} − random search: not enough trained picks yet")
                 continue
-            verdict[m] = {**welch(a, b), "n": [len(a), len(b)]}
+            verdict[m] = {
+                **welch(a, b),
+                **rank_test(a, b),
+                "median": [statistics.median(a), statistics.median(b)],
+                "n": [len(a), len(b)],
+            }
             w = verdict[m]
             console.print(
                 f"{LABELS[m]} − random search (final FD): {w['pooled_sds']:+.2f} pooled stds, "
-                f"Welch t {w['t']:+.2f}, p {w['p']:.3f}, n = {len(a)} + {len(b)} "
+                f"Welch t {w['t']:+.2f}, p {w['p']:.3f}; medians {w['median'][0]:.2f} and "
+                f"{w['median'][1]:.2f}, Mann–Whitney p {w['p_u']:.3f}, P(EAGAN's pick lower) "
+                f"{w['p_lower']:.2f}; n = {len(a)} + {len(b)} "
                 "(negative = EAGAN better; the target is below −2)"
             )
     out = {

@@ -231,3 +231,29 @@ def test_best_settings_at_the_checkpoint_nearest_the_budget(tmp_path: Path) -> N
     _, source = sq.best_settings(report(taus, n_archs=20), iterations=3780)
     assert "interim" in source
     assert sq.budget_iterations({"warmup": 100, "rounds": 8, "epochs": 10}) == 3600
+
+
+def test_the_rank_test_against_a_plain_count_and_an_exact_enumeration() -> None:
+    import itertools
+
+    a, b = [23.1, 47.3, 59.4, 909.9], [34.4, 49.1, 41.0, 38.2, 61.0]
+    r = sq.rank_test(a, b)
+    lower = sum((x < y) + 0.5 * (x == y) for x in a for y in b)
+    assert r["p_lower"] == pytest.approx(lower / (len(a) * len(b)))
+    # the exact two-sided p: the share of the splits of the pooled values whose U is at least as
+    # far from its mean as the observed one
+    pooled = a + b
+    mean_u = len(a) * len(b) / 2
+
+    def u(xs: list[float], ys: list[float]) -> float:
+        return sum((x > y) + 0.5 * (x == y) for x in xs for y in ys)
+
+    far = abs(u(a, b) - mean_u)
+    splits = list(itertools.combinations(range(len(pooled)), len(a)))
+    extreme = 0
+    for idx in splits:
+        xs = [pooled[i] for i in idx]
+        ys = [pooled[i] for i in range(len(pooled)) if i not in idx]
+        extreme += abs(u(xs, ys) - mean_u) >= far - 1e-9
+    assert r["p_u"] == pytest.approx(extreme / len(splits))
+    assert math.isnan(sq.rank_test([], b)["p_u"])
