@@ -187,6 +187,13 @@ def test_picks_are_trained_before_caps_and_tops() -> None:
 
     found = {"eagan#1": search(1, "p1", "o1"), "eagan#0": search(0, "p0", "o0")}
     assert sq.wanted_answers(found) == ["p0", "p1", "o0", "o1"]
+    # the best scored over a search (here above every cap) comes right after the picks
+    big = {"genome": "b0", "fid": 10.0, "params": 900_000}
+    under = {"genome": "c0", "fid": 15.0, "params": 100_000}
+    found["eagan#0"]["candidates"] = [*found["eagan#0"]["candidates"], big, under]
+    assert sq.answers(found["eagan#0"])["best"] == "b0"
+    assert sq.answers(found["eagan#0"])["caps"]["150000"] == "c0"
+    assert sq.wanted_answers(found)[:4] == ["p0", "p1", "b0", "o1"]
 
 
 def test_trainings_are_answer_major_and_shared_by_answer() -> None:
