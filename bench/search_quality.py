@@ -598,6 +598,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             else math.nan
         )
 
+    # a training failed when its FD is 10 × the ground truth's median run (rc.collapsed)
+    failed_above = gt["collapsed"]["threshold"]
     rows: dict[str, Any] = {}
     for m in args.methods:
         per_seed = [found[f"{m}#{s}"] for s in args.seeds if f"{m}#{s}" in found]
@@ -625,6 +627,10 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             "searches": len(per_seed),
             "fd": _cell(picks),
             "percentile": _cell([percentile(f) for f in picks]),
+            "failed": sum(f > failed_above for f in picks if math.isfinite(f)),
+            "median": statistics.median(done)
+            if (done := [f for f in picks if math.isfinite(f)])
+            else math.nan,
             "best_scored": _cell(bests),
             "caps": {c: _cell(v) for c, v in caps.items()},
             "hypervolume": _cell(hvs),
@@ -632,7 +638,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         }
     ref = rc.architectures(Path(args.spec), 0, reference=args.reference) if args.reference else []
     fixed = next((r["fd"] for r in gt["rows"] if ref and r["genome"] == ref[-1]), math.nan)
-    console = Console(width=150)
+    console = Console(width=200)
     table = Table(
         title=f"G search at equal budget ({_budget(args)}), final FD over {len(seeds)} training seeds"
     )
@@ -641,6 +647,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "searches",
         "final FD of the pick",
         "percentile in ground truth",
+        "median, failed",
         "final FD of the best scored",
         *(f"best FD ≤ {c // 1000}k params" for c in CAPS),
         "hypervolume (top 4)",
@@ -660,6 +667,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             str(r["searches"]),
             fmt(r["fd"]),
             fmt(r["percentile"], 1),
+            f"{r['median']:.2f}, {r['failed']}/{r['fd']['n']}" if r["fd"]["n"] else "—",
             fmt(r["best_scored"]),
             *(fmt(r["caps"][str(c)]) for c in CAPS),
             fmt(
@@ -675,8 +683,12 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     table.add_row(
         LABELS["random"],
         "—",
-        f"{statistics.fmean(truth):.2f} (median {gt['median']:.2f})" if truth else "—",
+        f"{statistics.fmean(truth):.2f}" if truth else "—",
         "50",
+        f"{statistics.median(truth):.2f}, {sum(t > failed_above for t in truth)}/{len(truth)}"
+        if truth
+        else "—",
+        "—",
         *["—"] * len(CAPS),
         "—",
         "—",
@@ -686,27 +698,35 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "—",
         f"{fixed:.2f}" if math.isfinite(fixed) else "—",
         f"{percentile(fixed):.1f}" if math.isfinite(fixed) else "—",
+        "—",
+        "—",
         *["—"] * len(CAPS),
         "—",
         "—",
     )
     console.print(table)
     verdict = {}
+
+    def finite(values: Sequence[float]) -> list[float]:
+        return [v for v in values if math.isfinite(v)]
+
     comparisons = [
-        (m, measure, label)
+        (m if measure == "fd" else f"{m}:{measure}", f"{LABELS[m]}'s {label}", measure, m, "pick")
         for m in ("eagan", "eagan_best")
         for measure, label in (("fd", "pick"), ("best_scored", "best scored over its search"))
+        if m in rows and "random_ws" in rows
+    ] + [
+        (f"{m}:random", f"{LABELS[m]}'s pick", "fd", m, "random")
+        for m in ("eagan", "eagan_best", "random_ws")
+        if m in rows
     ]
-    for m, measure, label in comparisons:
-        if m not in rows or "random_ws" not in rows:
-            continue
-        a = [v for v in rows[m][measure]["values"] if math.isfinite(v)]
-        b = [v for v in rows["random_ws"]["fd"]["values"] if math.isfinite(v)]
-        name = f"{LABELS[m]}'s {label} − random search's pick"
+    for key, name, measure, m, against in comparisons:
+        a = finite(rows[m][measure]["values"])
+        b = finite(rows["random_ws"]["fd"]["values"]) if against == "pick" else truth
+        name += " − random search's pick" if against == "pick" else " − random sampling"
         if len(a) < 2 or len(b) < 2:
             console.print(f"{name}: not enough trained answers yet")
             continue
-        key = m if measure == "fd" else f"{m}:{measure}"
         verdict[key] = w = {
             **welch(a, b),
             **rank_test(a, b),
@@ -716,8 +736,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         console.print(
             f"{name} (final FD): {w['pooled_sds']:+.2f} pooled stds, Welch t {w['t']:+.2f}, "
             f"p {w['p']:.3f}; medians {w['median'][0]:.2f} and {w['median'][1]:.2f}, "
-            f"Mann–Whitney p {w['p_u']:.3f}, P(EAGAN's lower) {w['p_lower']:.2f}; "
-            f"n = {len(a)} + {len(b)} (negative = EAGAN better; the target is below −2)"
+            f"Mann–Whitney p {w['p_u']:.3f}, P(lower) {w['p_lower']:.2f}; "
+            f"n = {len(a)} + {len(b)} (negative = the first better"
+            + ("; the target is below −2)" if against == "pick" else ")")
         )
     out = {
         "methods": rows,

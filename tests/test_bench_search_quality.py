@@ -141,7 +141,12 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     assert "random search" in out.stdout
     report = json.loads((tmp_path / "report.json").read_text())
     assert report["methods"]["eagan"]["searches"] == 1
-    assert math.isfinite(report["methods"]["eagan"]["fd"]["mean"])
+    eagan = report["methods"]["eagan"]
+    assert math.isfinite(eagan["fd"]["mean"])
+    assert eagan["median"] == eagan["fd"]["mean"]  # one search: its pick's FD
+    # the best scored over the search is trained too (the selection rule's check)
+    assert math.isfinite(eagan["best_scored"]["mean"])
+    assert "not enough trained answers yet" in out.stdout  # 1 + 1 searches: no test
     assert (tmp_path / "report_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
