@@ -628,6 +628,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             "fd": _cell(picks),
             "percentile": _cell([percentile(f) for f in picks]),
             "failed": sum(f > failed_above for f in picks if math.isfinite(f)),
+            "top10": sum(percentile(f) < 10 for f in picks if math.isfinite(f)),
             "median": statistics.median(done)
             if (done := [f for f in picks if math.isfinite(f)])
             else math.nan,
@@ -647,7 +648,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "searches",
         "final FD of the pick",
         "percentile in ground truth",
-        "median, failed",
+        "median, failed, in the top 10 %",
         "final FD of the best scored",
         *(f"best FD ≤ {c // 1000}k params" for c in CAPS),
         "hypervolume (top 4)",
@@ -667,7 +668,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             str(r["searches"]),
             fmt(r["fd"]),
             fmt(r["percentile"], 1),
-            f"{r['median']:.2f}, {r['failed']}/{r['fd']['n']}" if r["fd"]["n"] else "—",
+            f"{r['median']:.2f}, {r['failed']}/{r['fd']['n']}, {r['top10']}/{r['fd']['n']}"
+            if r["fd"]["n"]
+            else "—",
             fmt(r["best_scored"]),
             *(fmt(r["caps"][str(c)]) for c in CAPS),
             fmt(
@@ -685,7 +688,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "—",
         f"{statistics.fmean(truth):.2f}" if truth else "—",
         "50",
-        f"{statistics.median(truth):.2f}, {sum(t > failed_above for t in truth)}/{len(truth)}"
+        f"{statistics.median(truth):.2f}, {sum(t > failed_above for t in truth)}/{len(truth)}, "
+        f"{sum(percentile(t) < 10 for t in truth)}/{len(truth)}"
         if truth
         else "—",
         "—",
