@@ -24,8 +24,9 @@ under each scoring rule. Cached per (setting, checkpoint) in `bench/results/rank
 
 Report: Kendall τ and Spearman ρ of each proxy against the ground truth (mean FD over the seeds),
 with bootstrap 95 % intervals over architectures, the overlap of the top 5, τ with parameter count
-partialled out, and the same for two trivial predictors: parameter count alone and the stand-alone
-FD after 300 steps. Table on stdout, JSON in `bench/results/rank_correlation.json`.
+partialled out, τ among the architectures whose every training succeeded, the AUC of telling the
+architectures that fail on every seed from the others (0.5 is chance), and the same for two trivial
+predictors: parameter count alone and the stand-alone FD after 300 steps. Table on stdout, JSON in `bench/results/rank_correlation.json`.
 """
 
 from __future__ import annotations
@@ -552,6 +553,17 @@ def top_overlap(x: Sequence[float], y: Sequence[float], k: int = 5) -> int:
     return len(a & b)
 
 
+def failure_auc(pred: Sequence[float], failed: Sequence[bool]) -> float:
+    """How well a predictor (lower = better) tells the architectures whose every training failed
+    from the others: P(a failing one is predicted worse than a working one), ties counting ½. The
+    area under the ROC curve; 0.5 is chance. NaN without both kinds."""
+    bad = [p for p, f in zip(pred, failed, strict=True) if f and math.isfinite(p)]
+    good = [p for p, f in zip(pred, failed, strict=True) if not f and math.isfinite(p)]
+    if not bad or not good:
+        return math.nan
+    return sum((b > g) + 0.5 * (b == g) for b in bad for g in good) / (len(bad) * len(good))
+
+
 def compare(
     proxy: Sequence[float], truth: Sequence[float], params: Sequence[float]
 ) -> dict[str, Any]:
@@ -694,6 +706,13 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
             [pred[i] for i in keep], [truth_fd[i] for i in keep], [params[i] for i in keep]
         )
         rows[name]["trained_only"] = {k: sub[k] for k in ("n", "kendall", "kendall_ci")}
+    # can it tell the architectures that fail on every seed from the ones that train?
+    failed = [
+        all(float(f) > gt["collapsed"]["threshold"] for f in r["fd_per_seed"].values())
+        for r in gt["rows"]
+    ]
+    for name, pred in predictors.items():
+        rows[name]["failure_auc"] = failure_auc(pred, failed)
     table = Table(
         title=f"Ranking of {gt['n_archs']} G architectures against stand-alone training "
         f"({args.steps} steps, mean FD over {gt['n_seeds']} seed(s))"
@@ -706,6 +725,7 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
         "top-5",
         "τ | params",
         "τ, trained only [95 % CI]",
+        "AUC, failing",
     ):
         table.add_column(col, justify="left" if col == "predictor" else "right")
     for name, r in rows.items():
@@ -718,6 +738,7 @@ def report(args: argparse.Namespace, echo: Callable[[str], None] | None = None) 
             f"{r['kendall_given_params']:.2f}",
             f"{r['trained_only']['kendall']:.2f} [{r['trained_only']['kendall_ci'][0]:.2f}, "
             f"{r['trained_only']['kendall_ci'][1]:.2f}] (n {r['trained_only']['n']})",
+            f"{r['failure_auc']:.2f}",
         )
     console.print(table)
     console.print(

@@ -198,3 +198,26 @@ def test_shards_are_disjoint_cover_everything_and_keep_the_order() -> None:
     for bad in ("2/2", "x", "1", "-1/2"):
         with pytest.raises(argparse.ArgumentTypeError):
             rc.shard_arg(bad)
+
+
+def test_the_failure_auc_is_sklearns_roc_auc() -> None:
+    import math
+    import random
+
+    import pytest
+    from bench_module import load_bench
+    from sklearn.metrics import roc_auc_score
+
+    rc = load_bench("rank_correlation")
+
+    rng = random.Random(0)
+    for _ in range(30):
+        n = rng.randint(3, 20)
+        pred = [float(rng.choice([rng.random(), 0.5])) for _ in range(n)]  # ties too
+        failed = [rng.random() < 0.4 for _ in range(n)]
+        if all(failed) or not any(failed):
+            assert math.isnan(rc.failure_auc(pred, failed))
+            continue
+        # a failing architecture is the positive class, a higher (worse) prediction its score
+        assert rc.failure_auc(pred, failed) == pytest.approx(roc_auc_score(failed, pred))
+    assert rc.failure_auc([1.0, 2.0, math.inf], [False, True, True]) == 1.0  # unscored: left out
