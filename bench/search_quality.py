@@ -516,10 +516,16 @@ def final_fd(
     return statistics.fmean(values)
 
 
+def finite(values: Sequence[float]) -> list[float]:
+    """The values that are numbers (a NaN: not trained yet)."""
+    return [x for x in values if math.isfinite(x)]
+
+
 def _cell(values: Sequence[float]) -> dict[str, Any]:
-    v = [x for x in values if math.isfinite(x)]
+    v = finite(values)
     return {
         "mean": statistics.fmean(v) if v else math.nan,
+        "median": statistics.median(v) if v else math.nan,
         "std": statistics.stdev(v) if len(v) > 1 else math.nan,
         "ci95": t_interval(v),
         "n": len(v),
@@ -627,11 +633,8 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             "searches": len(per_seed),
             "fd": _cell(picks),
             "percentile": _cell([percentile(f) for f in picks]),
-            "failed": sum(f > failed_above for f in picks if math.isfinite(f)),
-            "top10": sum(percentile(f) < 10 for f in picks if math.isfinite(f)),
-            "median": statistics.median(done)
-            if (done := [f for f in picks if math.isfinite(f)])
-            else math.nan,
+            "failed": sum(f > failed_above for f in finite(picks)),
+            "top10": sum(percentile(f) < 10 for f in finite(picks)),
             "best_scored": _cell(bests),
             "caps": {c: _cell(v) for c, v in caps.items()},
             "hypervolume": _cell(hvs),
@@ -668,7 +671,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             str(r["searches"]),
             fmt(r["fd"]),
             fmt(r["percentile"], 1),
-            f"{r['median']:.2f}, {r['failed']}/{r['fd']['n']}, {r['top10']}/{r['fd']['n']}"
+            f"{r['fd']['median']:.2f}, {r['failed']}/{r['fd']['n']}, {r['top10']}/{r['fd']['n']}"
             if r["fd"]["n"]
             else "—",
             fmt(r["best_scored"]),
@@ -710,24 +713,34 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     )
     console.print(table)
     verdict = {}
-
-    def finite(values: Sequence[float]) -> list[float]:
-        return [v for v in values if math.isfinite(v)]
-
-    comparisons = [
-        (m if measure == "fd" else f"{m}:{measure}", f"{LABELS[m]}'s {label}", measure, m, "pick")
-        for m in ("eagan", "eagan_best")
-        for measure, label in (("fd", "pick"), ("best_scored", "best scored over its search"))
-        if m in rows and "random_ws" in rows
-    ] + [
-        (f"{m}:random", f"{LABELS[m]}'s pick", "fd", m, "random")
-        for m in ("eagan", "eagan_best", "random_ws")
-        if m in rows
-    ]
-    for key, name, measure, m, against in comparisons:
-        a = finite(rows[m][measure]["values"])
-        b = finite(rows["random_ws"]["fd"]["values"]) if against == "pick" else truth
-        name += " − random search's pick" if against == "pick" else " − random sampling"
+    # (key, what − what, the first's FDs, the second's, whether it is the issue's target)
+    comparisons: list[tuple[str, str, list[float], list[float], bool]] = []
+    ws = finite(rows["random_ws"]["fd"]["values"]) if "random_ws" in rows else []
+    for m in ("eagan", "eagan_best"):
+        if m in rows and "random_ws" in rows:
+            comparisons += [
+                (m, f"{LABELS[m]}'s pick", finite(rows[m]["fd"]["values"]), ws, True),
+                (
+                    f"{m}:best_scored",
+                    f"{LABELS[m]}'s best scored over its search",
+                    finite(rows[m]["best_scored"]["values"]),
+                    ws,
+                    True,
+                ),
+            ]
+    for m in ("eagan", "eagan_best", "random_ws"):
+        if m in rows:
+            comparisons.append(
+                (
+                    f"{m}:random",
+                    f"{LABELS[m]}'s pick",
+                    finite(rows[m]["fd"]["values"]),
+                    truth,
+                    False,
+                )
+            )
+    for key, first, a, b, target in comparisons:
+        name = first + (" − random search's pick" if target else " − random sampling")
         if len(a) < 2 or len(b) < 2:
             console.print(f"{name}: not enough trained answers yet")
             continue
@@ -742,7 +755,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             f"p {w['p']:.3f}; medians {w['median'][0]:.2f} and {w['median'][1]:.2f}, "
             f"Mann–Whitney p {w['p_u']:.3f}, P(lower) {w['p_lower']:.2f}; "
             f"n = {len(a)} + {len(b)} (negative = the first better"
-            + ("; the target is below −2)" if against == "pick" else ")")
+            + ("; the target is below −2)" if target else ")")
         )
     out = {
         "methods": rows,

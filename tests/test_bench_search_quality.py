@@ -143,7 +143,7 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     assert report["methods"]["eagan"]["searches"] == 1
     eagan = report["methods"]["eagan"]
     assert math.isfinite(eagan["fd"]["mean"])
-    assert eagan["median"] == eagan["fd"]["mean"]  # one search: its pick's FD
+    assert eagan["fd"]["median"] == eagan["fd"]["mean"]  # one search: its pick's FD
     # the best scored over the search is trained too (the selection rule's check)
     assert math.isfinite(eagan["best_scored"]["mean"])
     assert "not enough trained answers yet" in out.stdout  # 1 + 1 searches: no test
