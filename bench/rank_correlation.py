@@ -32,16 +32,19 @@ predictors: parameter count alone and the stand-alone FD after 300 steps. Table 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import math
 import os
 import random
+import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -121,12 +124,8 @@ def store(
     The file is re-read and merged under a lock, and only this unit is written into it, so two
     benchmark processes can share one cache (say, one searching eagan and one random_ws) without
     either overwriting what the other finished. `units` is brought up to date with the file."""
-    import fcntl
-
     units[result["key"]] = result
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(path):
         disk = read_cache(path, config)
         disk[result["key"]] = result
         write_cache(path, config, disk)
@@ -171,23 +170,135 @@ SHARD_HELP = (
 )
 
 
+# ----------------------------------------------------------------------------- claims
+# Processes started side by side on one cache take its units one at a time, in order, each unit
+# claimed by a file beside the cache (`<cache>.claims/<hash>.claim`: the holder's host, pid and
+# its start time) under the cache's lock. So two processes of one command split the work evenly
+# (a hash share can hold 7 of the 8 units that matter most), and a process started later skips
+# what another finished meanwhile. A claim whose holder has died (same host, that pid gone or
+# reused) is taken over; one from another host is respected until its file is removed.
+@dataclasses.dataclass(frozen=True)
+class Claims:
+    """The claims on the units of the cache at `cache` (made with `config`). A unit counts as
+    finished when the cache holds its key with the job's values of the fields in `match` (a
+    search of a changed spec is not finished by the search of the old one)."""
+
+    cache: Path
+    config: dict[str, Any]
+    match: tuple[str, ...] = ()
+
+    def path(self, key: str) -> Path:
+        name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".claim"
+        return self.cache.with_name(self.cache.name + ".claims") / name
+
+    def take(self, job: Mapping[str, Any], holder: int) -> bool:
+        """Claim `job`'s unit for process `holder`: False when it is finished already or a live
+        process holds it."""
+        key = str(job["key"])
+        with _locked(self.cache):
+            cached = read_cache(self.cache, self.config).get(key)
+            if cached is not None and all(cached.get(f) == job[f] for f in self.match):
+                return False
+            path = self.path(key)
+            if path.exists() and _holds(path):
+                return False
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
+            me = {"key": key, "host": socket.gethostname(), "pid": holder}
+            tmp.write_text(json.dumps({**me, "started": _started(holder)}) + "\n")
+            os.replace(tmp, path)
+            return True
+
+    def release(self, key: str) -> None:
+        self.path(key).unlink(missing_ok=True)
+
+
+def _started(pid: int) -> str | None:
+    """The start time of process `pid` in clock ticks since boot (Linux), to tell a reused pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _holds(path: Path) -> bool:
+    """Whether the claim at `path` is held by a live process (or one this host cannot see)."""
+    try:
+        held = json.loads(path.read_text())
+        host, pid, started = held["host"], int(held["pid"]), held.get("started")
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # a torn file: its writer died mid-write
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return started is None or _started(pid) == started
+
+
+@contextlib.contextmanager
+def _locked(cache: Path) -> Iterator[None]:
+    import fcntl
+
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    with open(cache.with_name(cache.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _claimed(
+    work: Callable[[dict[str, Any]], dict[str, Any]],
+    claims: Claims,
+    holder: int,
+    job: dict[str, Any],
+) -> dict[str, Any] | None:
+    """`work(job)` if this process could claim the job, else None (another has it). A unit that
+    raises gives its claim back."""
+    key = str(job["key"])
+    if not claims.take(job, holder):
+        return None
+    try:
+        return work(job)
+    except BaseException:
+        claims.release(key)
+        raise
+
+
 def run_units(
     work: Callable[[dict[str, Any]], dict[str, Any]],
     jobs: Sequence[dict[str, Any]],
     n_proc: int,
     done: Callable[[dict[str, Any]], None],
+    claims: Claims | None = None,
 ) -> None:
     """Each job through `work`, `n_proc` processes at a time (spawned: one torch each); `done` is
-    called in the main process as each finishes."""
+    called in the main process as each finishes. With `claims`, a job runs only if this process
+    can claim it (the claim is held in the main process's name and released once `done` has
+    recorded the result), so any number of processes can walk the same list side by side."""
+    run: Callable[[dict[str, Any]], dict[str, Any] | None] = work
+    if claims is not None:
+        run = functools.partial(_claimed, work, claims, os.getpid())
+
+    def finish(result: dict[str, Any] | None) -> None:
+        if result is None:
+            return
+        done(result)
+        if claims is not None:
+            claims.release(str(result["key"]))
+
     if n_proc <= 1 or len(jobs) <= 1:
         for job in jobs:
-            done(work(job))
+            finish(run(job))
         return
     import multiprocessing as mp
 
     with mp.get_context("spawn").Pool(n_proc, maxtasksperchild=1) as pool:
-        for result in pool.imap_unordered(work, jobs):
-            done(result)
+        for result in pool.imap_unordered(run, jobs):
+            finish(result)
 
 
 # ----------------------------------------------------------------------------- a quiet context
@@ -316,7 +427,7 @@ def truth(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
             f"({result['seconds']:.0f} s)"
         )
 
-    run_units(truth_unit, todo, args.jobs, done)
+    run_units(truth_unit, todo, args.jobs, done, Claims(args.truth_cache, config))
     return units
 
 

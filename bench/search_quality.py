@@ -7,9 +7,11 @@ fully trained by one protocol, and measures that respect a multi-objective searc
     python bench/search_quality.py report                         # tables + JSON from the caches
     python bench/search_quality.py all --jobs 2 --threads 1       # the three in turn
 
-`search` and `train` resume from the caches; two processes of one part can share them, each
-taking a disjoint share of the units: `train --jobs 1 --shard 0/2` beside `train --jobs 1 --shard
-1/2` (say, one of them started when a search process freed its core).
+`search` and `train` resume from the caches. Two processes of one part can share them: start
+the same command twice (`train --jobs 1` beside `train --jobs 1`, say one of them when a search
+process freed its core); each unit is claimed by the process that takes it, so they walk the list
+in order and never run one unit twice. `--shard K/N` instead fixes each process's share in
+advance (by a hash of the unit).
 
 Methods, each at the same budget (the same supernet iterations and the same number of proxy
 evaluations, checked), `--seeds` search seeds each:
@@ -419,7 +421,8 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
         rc.store(args.searches_cache, config, units, result)
         echo(f"  {result['key']}: pick {result['pick']} ({result['minutes']} min)")
 
-    rc.run_units(search_unit, todo, args.jobs, done)
+    claims = rc.Claims(args.searches_cache, config, match=("spec_sha",))
+    rc.run_units(search_unit, todo, args.jobs, done, claims)
     return units
 
 
@@ -498,7 +501,7 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None
         rc.store(args.trained_cache, config_t, mine, result)
         echo(f"  seed {result['seed']} {result['params']:,} params: {result['evals']}")
 
-    rc.run_units(rc.truth_unit, todo, args.jobs, done)
+    rc.run_units(rc.truth_unit, todo, args.jobs, done, rc.Claims(args.trained_cache, config_t))
 
 
 def final_fd(

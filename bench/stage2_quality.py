@@ -6,9 +6,11 @@ by paired differences at the same generator, so that the generator's noise cance
     python bench/stage2_quality.py report                         # tables + JSON from the caches
     python bench/stage2_quality.py all --jobs 2 --threads 1       # the three in turn
 
-`search` and `train` resume from the caches; two processes of one part can share them, each
-taking a disjoint share of the units: `train --jobs 1 --shard 0/2` beside `train --jobs 1 --shard
-1/2` (say, one of them started when a search process freed its core).
+`search` and `train` resume from the caches. Two processes of one part can share them: start
+the same command twice (`train --jobs 1` beside `train --jobs 1`, say one of them when a search
+process freed its core); each unit is claimed by the process that takes it, so they walk the list
+in order and never run one unit twice. `--shard K/N` instead fixes each process's share in
+advance (by a hash of the unit).
 
 Methods, each a spec derived from `specs/digits.eagan` (its stage blocks kept, their budgets set,
 no fully-train stage: every answer is fully trained below by one protocol):
@@ -317,7 +319,13 @@ def searches(args: argparse.Namespace, echo: Callable[[str], None] = print) -> d
         rc.store(args.searches_cache, _config(args), units, result)
         echo(f"  {result['key']}: G {result['g']}, D {result['d']} ({result['minutes']} min)")
 
-    rc.run_units(search_unit, todo, args.jobs, done)
+    rc.run_units(
+        search_unit,
+        todo,
+        args.jobs,
+        done,
+        rc.Claims(args.searches_cache, _config(args), match=("spec_sha",)),
+    )
     return units
 
 
@@ -372,7 +380,7 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> dict
         rc.store(args.trained_cache, config, units, result)
         echo(f"  {result['key']}: {result['evals']}")
 
-    rc.run_units(rc.truth_unit, todo, args.jobs, done)
+    rc.run_units(rc.truth_unit, todo, args.jobs, done, rc.Claims(args.trained_cache, config))
     return units
 
 

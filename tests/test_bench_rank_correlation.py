@@ -165,6 +165,117 @@ def test_two_processes_sharing_a_cache_lose_no_unit(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def _claiming_walker(cache: str, log: str, go: str, n: int) -> None:
+    """One benchmark process walking the same `n` jobs as another, with claims."""
+    import os
+
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    units = rc.read_cache(Path(cache), {"v": 1})
+    jobs = [{"key": f"u{i}"} for i in range(n) if f"u{i}" not in units]
+
+    def work(job: dict[str, object]) -> dict[str, object]:
+        with open(log, "a") as f:  # every run of a unit, by whom
+            f.write(f"{job['key']} {os.getpid()}\n")
+        time.sleep(0.25)
+        return {"key": job["key"], "by": os.getpid()}
+
+    while not Path(go).exists():  # start together
+        time.sleep(0.01)
+    rc.run_units(
+        work,
+        jobs,
+        1,
+        lambda r: rc.store(Path(cache), {"v": 1}, units, r),
+        rc.Claims(Path(cache), {"v": 1}),
+    )
+
+
+def test_two_processes_walking_one_list_split_it_and_run_no_unit_twice(tmp_path: Path) -> None:
+    """Claims: two processes started on the same list take its units one at a time, in order, so
+    each does about half, none is run twice, and no claim is left behind."""
+    import multiprocessing as mp
+
+    cache, log, go = tmp_path / "c.json", tmp_path / "runs.log", tmp_path / "go"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_claiming_walker, args=(str(cache), str(log), str(go), 12))]
+    procs.append(ctx.Process(target=_claiming_walker, args=(str(cache), str(log), str(go), 12)))
+    for p in procs:
+        p.start()
+    time.sleep(3)  # both spawned and waiting
+    go.touch()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    runs = [line.split() for line in log.read_text().splitlines()]
+    assert sorted(k for k, _ in runs) == sorted(f"u{i}" for i in range(12))  # each once
+    by = {pid: sum(1 for _, p in runs if p == pid) for _, pid in runs}
+    assert len(by) == 2 and min(by.values()) >= 3, by  # both worked, about half each
+    assert set(_units(cache)) == {f"u{i}" for i in range(12)}
+    assert not list(tmp_path.glob("c.json.claims/*"))
+
+
+def test_a_claim_is_respected_while_its_holder_lives_and_taken_over_after(tmp_path: Path) -> None:
+    import json
+    import os
+    import socket
+
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    claims = rc.Claims(tmp_path / "c.json", {"v": 1}, match=("spec_sha",))
+    job = {"key": "eagan#0", "spec_sha": "new"}
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert claims.take(job, sleeper.pid)
+        assert not claims.take(job, os.getpid())  # a live holder keeps it
+        held = json.loads(claims.path("eagan#0").read_text())
+        held["started"] = "1"  # the same pid, another process (a reused pid): stale
+        claims.path("eagan#0").write_text(json.dumps(held))
+        assert claims.take(job, os.getpid())
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    claims.release("eagan#0")
+    assert claims.take(job, sleeper.pid)  # its holder has exited: stale
+    assert claims.take(job, os.getpid())
+    claims.path("eagan#0").write_text('{"host": ')  # torn: its writer died mid-write
+    assert claims.take(job, os.getpid())
+    other = {"key": "eagan#0", "host": socket.gethostname() + "-other", "pid": 1}
+    claims.path("eagan#0").write_text(json.dumps(other))
+    assert not claims.take(job, os.getpid())  # another host's: respected
+    claims.release("eagan#0")
+    # finished: the cache holds the unit, with the job's spec; a stale spec's unit is not
+    rc.write_cache(
+        tmp_path / "c.json", {"v": 1}, {"eagan#0": {"key": "eagan#0", "spec_sha": "old"}}
+    )
+    assert claims.take(job, os.getpid())
+    claims.release("eagan#0")
+    rc.write_cache(
+        tmp_path / "c.json", {"v": 1}, {"eagan#0": {"key": "eagan#0", "spec_sha": "new"}}
+    )
+    assert not claims.take(job, os.getpid())
+
+
+def test_a_unit_that_raises_gives_its_claim_back(tmp_path: Path) -> None:
+    import os
+
+    import pytest
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    claims = rc.Claims(tmp_path / "c.json", {"v": 1})
+
+    def boom(job: dict[str, object]) -> dict[str, object]:
+        raise RuntimeError("diverged")
+
+    with pytest.raises(RuntimeError):
+        rc.run_units(boom, [{"key": "a"}], 1, lambda r: None, claims)
+    assert not claims.path("a").exists()
+    assert claims.take({"key": "a"}, os.getpid())
+
+
 def test_shards_are_disjoint_cover_everything_and_keep_the_order() -> None:
     import argparse
 
