@@ -204,8 +204,13 @@ class Claims:
                 return False
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            me = {"key": key, "host": socket.gethostname(), "pid": holder}
-            tmp.write_text(json.dumps({**me, "started": _started(holder)}) + "\n")
+            me = {
+                "key": key,
+                "host": socket.gethostname(),
+                "pid": holder,
+                "started": _started(holder),
+            }
+            tmp.write_text(json.dumps(me) + "\n")
             os.replace(tmp, path)
             return True
 
@@ -258,13 +263,12 @@ def _claimed(
 ) -> dict[str, Any] | None:
     """`work(job)` if this process could claim the job, else None (another has it). A unit that
     raises gives its claim back."""
-    key = str(job["key"])
     if not claims.take(job, holder):
         return None
     try:
         return work(job)
     except BaseException:
-        claims.release(key)
+        claims.release(str(job["key"]))
         raise
 
 
