@@ -536,6 +536,26 @@ def _cell(values: Sequence[float]) -> dict[str, Any]:
     }
 
 
+def cap_cell(
+    units: Mapping[str, Any],
+    found: Sequence[Mapping[str, Any]],
+    cap: int,
+    seeds: Sequence[int],
+    steps: int,
+) -> dict[str, Any]:
+    """The final FD of each search's answer under `cap` params, with how many searches answered
+    (a search that scored nothing under the cap has no answer: that is its result, not a gap)
+    and how many of the answers are not fully trained yet."""
+    genomes = [answers(x)["caps"][str(cap)] for x in found]
+    values = [final_fd(units, g, seeds, steps) for g in genomes]
+    answered = [g is not None for g in genomes]
+    return {
+        **_cell(values),
+        "answered": sum(answered),
+        "pending": sum(a and not math.isfinite(v) for a, v in zip(answered, values, strict=True)),
+    }
+
+
 def anytime(cands: Sequence[Mapping[str, Any]]) -> dict[str, list[float]]:
     """The search's learning curve: after each proxy evaluation (in the order the search made
     them), the lowest proxy FD so far and the parameter count of the candidate that has it."""
@@ -614,12 +634,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         per_seed = [found[f"{m}#{s}"] for s in args.seeds if f"{m}#{s}" in found]
         picks = [final_fd(units, answers(x)["pick"], seeds, args.steps) for x in per_seed]
         bests = [final_fd(units, answers(x)["best"], seeds, args.steps) for x in per_seed]
-        caps = {
-            str(c): [
-                final_fd(units, answers(x)["caps"][str(c)], seeds, args.steps) for x in per_seed
-            ]
-            for c in CAPS
-        }
+        caps = {str(c): cap_cell(units, per_seed, c, seeds, args.steps) for c in CAPS}
         hvs = []
         for x in per_seed:
             pts = []
@@ -639,7 +654,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             "failed": sum(f > failed_above for f in finite(picks)),
             "top10": sum(percentile(f) < 10 for f in finite(picks)),
             "best_scored": _cell(bests),
-            "caps": {c: _cell(v) for c, v in caps.items()},
+            "caps": caps,
             "hypervolume": _cell(hvs),
             "minutes": _cell([x["minutes"] for x in per_seed]),
         }
@@ -668,6 +683,10 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         lo, hi = c["ci95"]
         return f"{c['mean']:.{digits}f} ± {c['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
 
+    def fmt_cap(c: Mapping[str, Any], searches: int) -> str:
+        pending = f", {c['pending']} not trained" if c["pending"] else ""
+        return f"{fmt(c)} ({c['answered']}/{searches} answered{pending})"
+
     for m, r in rows.items():
         table.add_row(
             LABELS[m],
@@ -678,7 +697,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             if r["fd"]["n"]
             else "—",
             fmt(r["best_scored"]),
-            *(fmt(r["caps"][str(c)]) for c in CAPS),
+            *(fmt_cap(r["caps"][str(c)], r["searches"]) for c in CAPS),
             fmt(
                 {
                     **r["hypervolume"],

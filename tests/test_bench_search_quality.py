@@ -63,6 +63,33 @@ def test_caps_pick_the_best_scored_under_the_cap() -> None:
     assert sq.best_scored(cands, 4) == ["a", "b", "c"]
 
 
+def test_a_cap_tells_no_answer_from_not_trained() -> None:
+    """A search with nothing scored under the cap has no answer there (counted as not answered),
+    an answer whose trainings are not all cached is pending; the mean is over the trained."""
+
+    def search(*cands: tuple[str, float, int]) -> dict[str, object]:
+        return {
+            "pick": cands[0][0],
+            "candidates": [{"genome": g, "fid": f, "params": p} for g, f, p in cands],
+        }
+
+    def unit(fd: float) -> dict[str, object]:
+        return {"evals": {"100": {"fid": fd}}}
+
+    found = [
+        search(("a", 1.0, 150_000), ("b", 2.0, 300_000)),  # answers a: trained on both seeds
+        search(("c", 1.0, 400_000)),  # nothing under 200k: no answer
+        search(("d", 3.0, 100_000)),  # answers d: one seed of two trained
+        search(("e", 5.0, 180_000)),  # answers e: trained
+    ]
+    units = {"a#0": unit(10.0), "a#1": unit(20.0), "d#0": unit(1.0), "e#0": unit(30.0)}
+    units["e#1"] = unit(40.0)
+    cell = sq.cap_cell(units, found, 200_000, [0, 1], 100)
+    assert (cell["answered"], cell["pending"], cell["n"]) == (3, 1, 2)
+    assert cell["mean"] == pytest.approx((15.0 + 35.0) / 2)
+    assert sq.cap_cell(units, found, 150_000, [0, 1], 100)["answered"] == 2
+
+
 def _args(tmp: Path, part: str) -> list[str]:
     return [
         sys.executable,
