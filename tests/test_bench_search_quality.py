@@ -82,8 +82,8 @@ def test_a_cap_tells_no_answer_from_not_trained() -> None:
         search(("d", 3.0, 100_000)),  # answers d: one seed of two trained
         search(("e", 5.0, 180_000)),  # answers e: trained
     ]
-    units = {"a#0": unit(10.0), "a#1": unit(20.0), "d#0": unit(1.0), "e#0": unit(30.0)}
-    units["e#1"] = unit(40.0)
+    fds = {"a#0": 10.0, "a#1": 20.0, "d#0": 1.0, "e#0": 30.0, "e#1": 40.0}
+    units = {k: unit(fd) for k, fd in fds.items()}
     cell = sq.cap_cell(units, found, 200_000, [0, 1], 100)
     assert (cell["answered"], cell["pending"], cell["n"]) == (3, 1, 2)
     assert cell["mean"] == pytest.approx((15.0 + 35.0) / 2)
