@@ -118,6 +118,37 @@ def test_same_seed_same_history(tmp_path: Path, events: dict[str, Any]) -> None:
     assert a == b
 
 
+def test_weight_reset_off_keeps_the_copies(tmp_path: Path, events: dict[str, Any]) -> None:
+    """`weight_reset: off` (paper Fig. 7's ablation) acts: no copy is reset, and stage 2 scores the
+    same first round as with resetting (same seed) and a different second one."""
+    stage = "stage search_d : search { network: D, with: best(search_g), warmup: 1"
+    text = TINY.read_text()
+    assert text.count(stage) == 1
+    spec = tmp_path / "off.eagan"
+    spec.write_text(text.replace(stage, stage + ", weight_reset: off"))
+    resets: list[str] = []
+
+    def observe(event: str, d: dict[str, Any]) -> None:
+        if event == "reset":
+            resets.append(d["stage"])
+
+    out = tmp_path / "off"
+    torch.set_num_threads(1)
+    run_program(load(spec), spec, out, device="cpu", reporter=_quiet(), observe=observe)
+    assert "search_d" not in resets
+
+    def scores(run: Path, round_: int) -> list[float]:
+        lines = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+        return [
+            r["fid"]
+            for r in lines
+            if r["kind"] == "candidate" and r["stage"] == "search_d" and r["round"] == round_
+        ]
+
+    assert scores(out, 0) == scores(events["out"], 0)
+    assert scores(out, 1) and scores(out, 1) != scores(events["out"], 1)
+
+
 def test_bn_recalibration_estimates_the_subnets_own_statistics() -> None:
     """After recalibration, a BN layer's running mean equals the mean of its inputs over the
     recalibration batches (computed independently with a forward hook), whatever it held before."""
