@@ -277,15 +277,26 @@ def read_answer(history: Path, method: str) -> dict[str, Any]:
     }
 
 
+def scored(history: Path) -> list[dict[str, Any]]:
+    """Every candidate the search scored, in order: its stage, round, genome and proxy scores
+    (kept with the answer, so the run directory is not needed to see how a search went)."""
+    lines = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    keys = ("stage", "round", "genome", "fid", "is", "params")
+    return [{k: r[k] for k in keys} for r in lines if r.get("kind") == "candidate"]
+
+
 def search_unit(job: dict[str, Any]) -> dict[str, Any]:
-    """One (method, seed) search: run or resume it, then read its answer from the history."""
+    """One (method, seed) search: run or resume it, then read its answer and the candidates it
+    scored from the history."""
     minutes = sq.run_search(job)
+    history = Path(job["out"]) / "history.jsonl"
     return {
         "key": job["key"],
         "spec_sha": job["spec_sha"],
         "method": job["method"],
         "seed": job["seed"],
-        **read_answer(Path(job["out"]) / "history.jsonl", job["method"]),
+        **read_answer(history, job["method"]),
+        "candidates": scored(history),
         "minutes": minutes,
     }
 
