@@ -105,7 +105,7 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     ds = [r for r in history if r.get("kind") == "candidate" and r["stage"] == "search_d"]
     assert {r["round"] for r in ds} == {0, 1}
     assert found["random_d#0"]["d"] == min(ds, key=lambda r: r["fid"])["genome"]
-    # the cache keeps every scored candidate, the answer among them
+    # the cache keeps every candidate the history scored, in order
     cached = [c for c in found["random_d#0"]["candidates"] if c["stage"] == "search_d"]
     assert [(c["round"], c["genome"], c["fid"]) for c in cached] == [
         (r["round"], r["genome"], r["fid"]) for r in ds

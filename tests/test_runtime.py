@@ -22,9 +22,9 @@ def _quiet() -> Reporter:
     return Reporter(Console(file=open("/dev/null", "w"), width=120), live=False)
 
 
-def _run(out: Path, observe: Any = None) -> Path:
+def _run(out: Path, observe: Any = None, spec: Path = TINY) -> Path:
     torch.set_num_threads(1)
-    return run_program(load(TINY), TINY, out, device="cpu", reporter=_quiet(), observe=observe)
+    return run_program(load(spec), spec, out, device="cpu", reporter=_quiet(), observe=observe)
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +132,7 @@ def test_weight_reset_off_keeps_the_copies(tmp_path: Path, events: dict[str, Any
         if event == "reset":
             resets.append(d["stage"])
 
-    out = tmp_path / "off"
-    torch.set_num_threads(1)
-    run_program(load(spec), spec, out, device="cpu", reporter=_quiet(), observe=observe)
+    out = _run(tmp_path / "off", observe, spec)
     assert "search_d" not in resets
 
     def scores(run: Path, round_: int) -> list[float]:
