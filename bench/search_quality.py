@@ -256,17 +256,27 @@ def search_unit(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def history_lines(history: Path) -> list[dict[str, Any]]:
+    """A run's `history.jsonl`, one record per line."""
+    return [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+
+
+def scored(
+    lines: Sequence[Mapping[str, Any]],
+    keys: Sequence[str] = ("genome", "fid", "is", "params", "round"),
+) -> list[dict[str, Any]]:
+    """Every candidate a history scored, in order, with `keys` (the proxy FD as a number)."""
+    cands = [{k: r[k] for k in keys} for r in lines if r.get("kind") == "candidate"]
+    for c in cands:
+        c["fid"] = rc_num(c["fid"])
+    return cands
+
+
 def read_search(history: Path, method: str) -> dict[str, Any]:
     """Every scored candidate (genome, proxy FD and IS, params, round) and the answer: the stage's
     pick (its last round's `best`), or for random search the best scored over all rounds."""
-    lines = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-    cands = [
-        {k: r[k] for k in ("genome", "fid", "is", "params", "round")}
-        for r in lines
-        if r.get("kind") == "candidate"
-    ]
-    for c in cands:
-        c["fid"] = rc_num(c["fid"])
+    lines = history_lines(history)
+    cands = scored(lines)
     if method == "random_ws":
         pick = min(cands, key=lambda c: c["fid"])["genome"]
     else:

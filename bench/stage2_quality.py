@@ -261,9 +261,8 @@ def _best(lines: Sequence[Mapping[str, Any]], stage: str, random: bool) -> str:
     return str(max(rounds, key=lambda r: r["round"])["best"])
 
 
-def read_answer(history: Path, method: str) -> dict[str, Any]:
-    """(G, D) a method answers with, and the G its stage 2 searched D with."""
-    lines = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+def read_answer(lines: Sequence[Mapping[str, Any]], method: str) -> dict[str, Any]:
+    """(G, D) a method answers with, and the G its stage 2 searched D with, from its history."""
     if method == "coupled":
         g, d = (x.strip() for x in _best(lines, "coupled", False).split(" / "))
         return {"g": g, "d": d}
@@ -277,26 +276,19 @@ def read_answer(history: Path, method: str) -> dict[str, Any]:
     }
 
 
-def scored(history: Path) -> list[dict[str, Any]]:
-    """Every candidate the search scored, in order: its stage, round, genome and proxy scores
-    (kept with the answer, so the run directory is not needed to see how a search went)."""
-    lines = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
-    keys = ("stage", "round", "genome", "fid", "is", "params")
-    return [{k: r[k] for k in keys} for r in lines if r.get("kind") == "candidate"]
-
-
 def search_unit(job: dict[str, Any]) -> dict[str, Any]:
     """One (method, seed) search: run or resume it, then read its answer and the candidates it
     scored from the history."""
     minutes = sq.run_search(job)
-    history = Path(job["out"]) / "history.jsonl"
+    lines = sq.history_lines(Path(job["out"]) / "history.jsonl")
     return {
         "key": job["key"],
         "spec_sha": job["spec_sha"],
         "method": job["method"],
         "seed": job["seed"],
-        **read_answer(history, job["method"]),
-        "candidates": scored(history),
+        **read_answer(lines, job["method"]),
+        # kept with the answer, so the run directory is not needed to see how a search went
+        "candidates": sq.scored(lines, ("stage", "round", "genome", "fid", "is", "params")),
         "minutes": minutes,
     }
 
