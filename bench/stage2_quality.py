@@ -34,8 +34,9 @@ Measures, per method, over the search seeds (`--seeds`): the final FD of its ans
 and its D's added value at the same G, Δ = FD(G_m, D_m) − FD(G_m, AutoGAND), both fully trained
 with the ground-truth protocol of bench/rank_correlation.py (2,000 steps, `--train-seeds`, FD of
 the EMA generator on 5,000 images) and paired by training seed. eagan, no_reset and random_d
-share stage 1 at a seed (the same G*, checked), so their D's are compared directly, paired per
-(search seed, training seed), with a paired t-test. Cached per search in
+share stage 1 at a seed (the same G*, checked), so their D's are compared directly, with paired
+t-tests: over every (search seed, training seed) pair, and, the conservative test (the two
+trainings of one answer are not independent), over the search seeds' means. Cached per search in
 `bench/results/stage2_searches.json` and per training in `bench/results/stage2_trained.json`.
 """
 
@@ -416,6 +417,21 @@ def paired_t(diffs: Sequence[float]) -> dict[str, float]:
     }
 
 
+def search_means(by_search: Mapping[int, Sequence[float]]) -> list[float]:
+    """One value per search seed: the mean of its finite differences over the training seeds.
+
+    The training seeds of one search train the same (G, D) answer, so they are repeated measures of
+    one unit, not independent ones: the test over these means (n = search seeds) is the
+    conservative one, the test over every (search seed, training seed) pair the optimistic one.
+    """
+    out = []
+    for _, v in sorted(by_search.items()):
+        finite = [x for x in v if math.isfinite(x)]
+        if finite:
+            out.append(statistics.fmean(finite))
+    return out
+
+
 def report(args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
@@ -427,33 +443,40 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     for m in args.methods:
         runs = [found[f"{m}#{s}"] for s in args.seeds if f"{m}#{s}" in found]
         final = [fd_of(units, x["g"], x["d"], t, steps) for x in runs for t in seeds]
-        gain = [
-            fd_of(units, x["g"], x["d"], t, steps) - fd_of(units, x["g"], args.against, t, steps)
+        gain_by_search = {
+            x["seed"]: [
+                fd_of(units, x["g"], x["d"], t, steps)
+                - fd_of(units, x["g"], args.against, t, steps)
+                for t in seeds
+            ]
             for x in runs
-            for t in seeds
-        ]
+        }
         rows[m] = {
             "searches": len(runs),
             "final_fd": sq._cell(final),
-            "gain_over_fixed_d": paired_t(gain),
+            "gain_over_fixed_d": paired_t([v for vs in gain_by_search.values() for v in vs]),
+            "gain_by_search": paired_t(search_means(gain_by_search)),
             "minutes": sq._cell([x["minutes"] for x in runs]),
         }
     against_eagan: dict[str, Any] = {}
     for m in SHARED_G[1:]:
         if m not in args.methods or "eagan" not in args.methods:
             continue
-        diffs = []
+        diffs: dict[int, list[float]] = {}
         for s in args.seeds:
             a, b = found.get(f"eagan#{s}"), found.get(f"{m}#{s}")
             if a is None or b is None:
                 continue
             if a["g"] != b["g"]:
                 raise ValueError(f"seed {s}: {m} and eagan searched D with different G*")
-            diffs += [
+            diffs[s] = [
                 fd_of(units, b["g"], b["d"], t, steps) - fd_of(units, a["g"], a["d"], t, steps)
                 for t in seeds
             ]
-        against_eagan[m] = paired_t(diffs)
+        against_eagan[m] = {
+            **paired_t([v for vs in diffs.values() for v in vs]),
+            "by_search": paired_t(search_means(diffs)),
+        }
     console = Console(width=150)
     table = Table(
         title=f"Stage 2 and the ablations ({_budget(args)}); FD after {steps} steps, "
@@ -465,17 +488,21 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         "final FD (G_m, D_m)",
         "Δ vs AutoGAND at G_m [95 %]",
         "p",
+        "Δ, search means [95 %]",
+        "p ",
         "min/search",
     ):
         table.add_column(col, justify="left" if col == "method" else "right")
     for m, r in rows.items():
-        f, g = r["final_fd"], r["gain_over_fixed_d"]
+        f, g, gs = r["final_fd"], r["gain_over_fixed_d"], r["gain_by_search"]
         table.add_row(
             LABELS[m],
             str(r["searches"]),
             f"{f['mean']:.2f} ± {f['std']:.2f}" if f["n"] else "—",
             f"{g['mean']:+.2f} [{g['lo']:+.2f}, {g['hi']:+.2f}]" if g["n"] else "—",
             f"{g['p']:.3f}" if math.isfinite(g["p"]) else "—",
+            f"{gs['mean']:+.2f} [{gs['lo']:+.2f}, {gs['hi']:+.2f}]" if gs["n"] else "—",
+            f"{gs['p']:.3f}" if math.isfinite(gs["p"]) else "—",
             f"{r['minutes']['mean']:.1f}" if r["minutes"]["n"] else "—",
         )
     console.print(table)
@@ -486,6 +513,12 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
                 f"{d['mean']:+.2f} FD [{d['lo']:+.2f}, {d['hi']:+.2f}], p {d['p']:.3f}, n {d['n']} "
                 "(positive = EAGAN's D better)"
             )
+            b = d["by_search"]
+            if b["n"]:
+                console.print(
+                    f"  over the search seeds' means (training seeds averaged): {b['mean']:+.2f} "
+                    f"FD [{b['lo']:+.2f}, {b['hi']:+.2f}], p {b['p']:.3f}, n {b['n']}"
+                )
     out = {"methods": rows, "against_eagan": against_eagan, "budget": _budget(args)}
     args.report_file.parent.mkdir(parents=True, exist_ok=True)
     args.report_file.write_text(json.dumps(out, indent=1, default=str) + "\n")

@@ -55,6 +55,14 @@ def test_paired_t_matches_scipy() -> None:
     assert (r["lo"], r["hi"]) == (pytest.approx(lo), pytest.approx(hi))
 
 
+def test_search_means_average_the_training_seeds_of_each_search() -> None:
+    by_search = {3: [4.0, 6.0], 0: [1.0, math.nan], 1: [math.inf, math.nan], 2: [-2.0, 8.0]}
+    # one mean per search seed, in seed order; only finite trainings count, and a search with
+    # none has no mean
+    assert s2.search_means(by_search) == [1.0, 3.0, 5.0]
+    assert s2.search_means({}) == []
+
+
 def _args(tmp: Path, part: str) -> list[str]:
     return [
         sys.executable,
@@ -129,6 +137,9 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
         fd - trained[base]["evals"]["4"]["fid"]
     )
     assert report["against_eagan"]["random_d"]["n"] == 1
+    # the conservative test: one value per search seed (here one search, one training seed)
+    assert report["against_eagan"]["random_d"]["by_search"]["n"] == 1
+    assert eagan["gain_by_search"]["mean"] == pytest.approx(eagan["gain_over_fixed_d"]["mean"])
 
 
 def test_set_keys_in_one_line_and_multi_line_blocks() -> None:
