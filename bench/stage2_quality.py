@@ -426,8 +426,7 @@ def search_means(by_search: Mapping[int, Sequence[float]]) -> list[float]:
     """
     out = []
     for _, v in sorted(by_search.items()):
-        finite = [x for x in v if math.isfinite(x)]
-        if finite:
+        if finite := sq.finite(v):
             out.append(statistics.fmean(finite))
     return out
 
