@@ -517,7 +517,9 @@ def train(args: argparse.Namespace, echo: Callable[[str], None] = print) -> None
 def final_fd(
     units: Mapping[str, Any], genome: str | None, seeds: Sequence[int], steps: int
 ) -> float:
-    """The mean final FD of `genome` over the training seeds; NaN until all are trained."""
+    """The mean final FD of `genome` over the training seeds; NaN until all are trained, and
+    infinite once a training diverged (an FD that is missing or not a number), so that a
+    diverged training reads as failed, never as not trained."""
     if genome is None:
         return math.nan
     values = []
@@ -525,8 +527,24 @@ def final_fd(
         u = units.get(f"{genome}#{s}")
         if u is None:
             return math.nan
-        values.append(u["evals"].get(str(steps), {}).get("fid", math.inf))
+        fd = float(u["evals"].get(str(steps), {}).get("fid", math.inf))
+        values.append(math.inf if math.isnan(fd) else fd)
     return statistics.fmean(values)
+
+
+def top_hypervolume(
+    units: Mapping[str, Any], search: Mapping[str, Any], seeds: Sequence[int], steps: int
+) -> float:
+    """The hypervolume of the (final FD, params) points of a search's top 4 against REFERENCE;
+    NaN until all of them are trained. A diverged or failing architecture adds nothing."""
+    pts = []
+    for g in answers(search)["top"]:
+        fd = final_fd(units, g, seeds, steps)
+        if math.isnan(fd):
+            return math.nan
+        params = next(c["params"] for c in search["candidates"] if c["genome"] == g)
+        pts.append((fd, float(params)))
+    return hypervolume_2d(pts, REFERENCE)
 
 
 def finite(values: Sequence[float]) -> list[float]:
@@ -535,8 +553,11 @@ def finite(values: Sequence[float]) -> list[float]:
 
 
 def _cell(values: Sequence[float]) -> dict[str, Any]:
+    """Mean, median, std and 95 % interval over the finite values, with n; an infinite value (a
+    diverged training) is counted in `diverged`, outside the mean, and a NaN is not trained."""
     v = finite(values)
     return {
+        "diverged": sum(math.isinf(x) for x in values),
         "mean": statistics.fmean(v) if v else math.nan,
         "median": statistics.median(v) if v else math.nan,
         "std": statistics.stdev(v) if len(v) > 1 else math.nan,
@@ -562,7 +583,7 @@ def cap_cell(
     return {
         **_cell(values),
         "answered": sum(answered),
-        "pending": sum(a and not math.isfinite(v) for a, v in zip(answered, values, strict=True)),
+        "pending": sum(a and math.isnan(v) for a, v in zip(answered, values, strict=True)),
     }
 
 
@@ -645,23 +666,12 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         picks = [final_fd(units, answers(x)["pick"], seeds, args.steps) for x in per_seed]
         bests = [final_fd(units, answers(x)["best"], seeds, args.steps) for x in per_seed]
         caps = {str(c): cap_cell(units, per_seed, c, seeds, args.steps) for c in CAPS}
-        hvs = []
-        for x in per_seed:
-            pts = []
-            for g in answers(x)["top"]:
-                fd = final_fd(units, g, seeds, args.steps)
-                params = next(c["params"] for c in x["candidates"] if c["genome"] == g)
-                pts.append((fd, float(params)))
-            hvs.append(
-                hypervolume_2d(pts, REFERENCE)
-                if all(math.isfinite(p[0]) for p in pts)
-                else math.nan
-            )
+        hvs = [top_hypervolume(units, x, seeds, args.steps) for x in per_seed]
         rows[m] = {
             "searches": len(per_seed),
             "fd": _cell(picks),
             "percentile": _cell([percentile(f) for f in picks]),
-            "failed": sum(f > failed_above for f in finite(picks)),
+            "failed": sum(f > failed_above for f in picks if not math.isnan(f)),
             "top10": sum(percentile(f) < 10 for f in finite(picks)),
             "best_scored": _cell(bests),
             "caps": caps,
@@ -689,9 +699,10 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
 
     def fmt(c: Mapping[str, Any], digits: int = 2) -> str:
         if not c["n"]:
-            return "—"
+            return f"— ({c['diverged']} diverged)" if c.get("diverged") else "—"
         lo, hi = c["ci95"]
-        return f"{c['mean']:.{digits}f} ± {c['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        out = f"{c['mean']:.{digits}f} ± {c['std']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+        return out + (f" ({c['diverged']} diverged, not in the mean)" if c.get("diverged") else "")
 
     def fmt_cap(c: Mapping[str, Any], searches: int) -> str:
         pending = f", {c['pending']} not trained" if c["pending"] else ""
@@ -788,6 +799,29 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
             f"Mann–Whitney p {w['p_u']:.3f}, P(lower) {w['p_lower']:.2f}; "
             f"n = {len(a)} + {len(b)} (negative = the first better"
             + ("; the target is below −2)" if target else ")")
+        )
+    # the hypervolume of the top 4s: larger is better, so P(higher) = 1 − P(lower)
+    hv_ws = finite(rows["random_ws"]["hypervolume"]["values"]) if "random_ws" in rows else []
+    for m in ("eagan", "eagan_best"):
+        if m not in rows or "random_ws" not in rows:
+            continue
+        a = finite(rows[m]["hypervolume"]["values"])
+        name = f"{LABELS[m]}'s top 4 − random search's (hypervolume, 10^6 FD·params)"
+        if len(a) < 2 or len(hv_ws) < 2:
+            console.print(f"{name}: not enough trained top 4s yet")
+            continue
+        hv: dict[str, Any] = {
+            **welch(a, hv_ws),
+            **rank_test(a, hv_ws),
+            "difference": statistics.fmean(a) - statistics.fmean(hv_ws),
+            "n": [len(a), len(hv_ws)],
+        }
+        verdict[f"{m}:hypervolume"] = hv
+        console.print(
+            f"{name}: {hv['difference'] / 1e6:+.2f} ({hv['pooled_sds']:+.2f} pooled stds), "
+            f"Welch t {hv['t']:+.2f}, p {hv['p']:.3f}; Mann–Whitney p {hv['p_u']:.3f}, "
+            f"P(higher) {1 - hv['p_lower']:.2f}; n = {len(a)} + {len(hv_ws)} "
+            "(positive = the first better)"
         )
     out = {
         "methods": rows,

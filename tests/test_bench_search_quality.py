@@ -90,6 +90,28 @@ def test_a_cap_tells_no_answer_from_not_trained() -> None:
     assert sq.cap_cell(units, found, 150_000, [0, 1], 100)["answered"] == 2
 
 
+def test_a_diverged_training_is_failed_not_pending() -> None:
+    """A training whose FD is not a number has diverged: the genome's final FD is infinite (a
+    failure, counted outside the mean), never NaN (not trained), so the top 4's hypervolume is
+    that of the others, where a genome not trained yet still leaves it pending."""
+    cands = [("a", 1.0, 100_000), ("b", 2.0, 200_000), ("c", 3.0, 300_000), ("d", 4.0, 400_000)]
+    search = {
+        "pick": "a",
+        "candidates": [{"genome": g, "fid": f, "params": p} for g, f, p in cands],
+    }
+    fds = {"a": math.nan, "b": 30.0, "c": 20.0, "d": 10.0}
+    units = {f"{g}#{s}": {"evals": {"100": {"fid": fd}}} for g, fd in fds.items() for s in (0, 1)}
+    assert sq.final_fd(units, "a", [0, 1], 100) == math.inf
+    without_a = [(30.0, 2e5), (20.0, 3e5), (10.0, 4e5)]
+    expected = sq.hypervolume_2d(without_a, sq.REFERENCE)
+    assert expected > 0
+    assert sq.top_hypervolume(units, search, [0, 1], 100) == pytest.approx(expected)
+    del units["d#1"]
+    assert math.isnan(sq.top_hypervolume(units, search, [0, 1], 100))
+    cell = sq._cell([math.inf, 10.0, 20.0, math.nan])
+    assert (cell["n"], cell["diverged"], cell["mean"]) == (2, 1, 15.0)
+
+
 def _args(tmp: Path, part: str) -> list[str]:
     return [
         sys.executable,
