@@ -363,6 +363,18 @@ def rank_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
     return {"u": float(u), "p_u": float(p), "p_lower": 1 - float(u) / (len(a) * len(b))}
 
 
+def two_sample(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
+    """Welch's t and the rank test of a against b, with the difference of the means, the medians
+    and the n's: what the report prints for each comparison."""
+    return {
+        **welch(a, b),
+        **rank_test(a, b),
+        "difference": statistics.fmean(a) - statistics.fmean(b),
+        "median": [statistics.median(a), statistics.median(b)],
+        "n": [len(a), len(b)],
+    }
+
+
 # ----------------------------------------------------------------------------- the driver
 def _budget(args: argparse.Namespace) -> dict[str, int]:
     return {
@@ -787,12 +799,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         if len(a) < 2 or len(b) < 2:
             console.print(f"{name}: not enough trained answers yet")
             continue
-        verdict[key] = w = {
-            **welch(a, b),
-            **rank_test(a, b),
-            "median": [statistics.median(a), statistics.median(b)],
-            "n": [len(a), len(b)],
-        }
+        verdict[key] = w = two_sample(a, b)
         console.print(
             f"{name} (final FD): {w['pooled_sds']:+.2f} pooled stds, Welch t {w['t']:+.2f}, "
             f"p {w['p']:.3f}; medians {w['median'][0]:.2f} and {w['median'][1]:.2f}, "
@@ -810,13 +817,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
         if len(a) < 2 or len(hv_ws) < 2:
             console.print(f"{name}: not enough trained top 4s yet")
             continue
-        hv: dict[str, Any] = {
-            **welch(a, hv_ws),
-            **rank_test(a, hv_ws),
-            "difference": statistics.fmean(a) - statistics.fmean(hv_ws),
-            "n": [len(a), len(hv_ws)],
-        }
-        verdict[f"{m}:hypervolume"] = hv
+        verdict[f"{m}:hypervolume"] = hv = two_sample(a, hv_ws)
         console.print(
             f"{name}: {hv['difference'] / 1e6:+.2f} ({hv['pooled_sds']:+.2f} pooled stds), "
             f"Welch t {hv['t']:+.2f}, p {hv['p']:.3f}; Mann–Whitney p {hv['p_u']:.3f}, "

@@ -108,6 +108,10 @@ def test_a_diverged_training_is_failed_not_pending() -> None:
     assert sq.top_hypervolume(units, search, [0, 1], 100) == pytest.approx(expected)
     del units["d#1"]
     assert math.isnan(sq.top_hypervolume(units, search, [0, 1], 100))
+    # the runner's own shape of a diverged training: stopped early, no evaluation at the end
+    units["a#0"] = {"diverged": True, "evals": {"37": {"fid": 900.0}}}
+    units["a#1"] = {"diverged": False, "evals": {"100": {"fid": 50.0}}}
+    assert sq.final_fd(units, "a", [0, 1], 100) == math.inf
     cell = sq._cell([math.inf, 10.0, 20.0, math.nan])
     assert (cell["n"], cell["diverged"], cell["mean"]) == (2, 1, 15.0)
 
