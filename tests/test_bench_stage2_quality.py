@@ -18,6 +18,7 @@ from bench_module import load_bench
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.eagan"
 s2 = load_bench("stage2_quality")
+ALL = ("eagan", "random_d", "coupled", "gd3")
 BUDGET = {"population": 8, "rounds": 3, "warmup": 15, "g_epochs": 5, "d_epochs": 61}
 
 
@@ -63,13 +64,13 @@ def test_search_means_average_the_training_seeds_of_each_search() -> None:
     assert s2.search_means({}) == []
 
 
-def _args(tmp: Path, part: str) -> list[str]:
+def _args(tmp: Path, part: str, methods: tuple[str, ...] = ALL) -> list[str]:
     return [
         sys.executable,
         str(ROOT / "bench" / "stage2_quality.py"),
         part,
         "--spec", str(TINY),
-        "--methods", "eagan", "random_d", "coupled", "gd3",
+        "--methods", *methods,
         "--seeds", "0",
         "--population", "4",
         "--rounds", "2",
@@ -92,8 +93,8 @@ def _args(tmp: Path, part: str) -> list[str]:
 
 def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
-    run = lambda part: subprocess.run(
-        _args(tmp_path, part), check=True, capture_output=True, text=True, env=env
+    run = lambda part, methods=ALL: subprocess.run(
+        _args(tmp_path, part, methods), check=True, capture_output=True, text=True, env=env
     )
     assert "0 cached, 4 to run" in run("search").stdout
     found = json.loads((tmp_path / "searches.json").read_text())["units"]
@@ -119,6 +120,13 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
         (r["round"], r["genome"], r["fid"]) for r in ds
     ]
     assert "4 cached, 0 to run" in run("search").stdout
+    # `--methods` chooses whose answers are trained: coupled's (G, D) and its G against FixedD
+    run("train", ("coupled",))
+    c = found["coupled#0"]
+    assert set(json.loads((tmp_path / "trained.json").read_text())["units"]) == {
+        s2.pair_key(c["g"], c["d"], 0),
+        s2.pair_key(c["g"], "FixedD", 0),
+    }
     run("train")
     trained = json.loads((tmp_path / "trained.json").read_text())["units"]
     for x in found.values():
@@ -140,6 +148,27 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     # the conservative test: one value per search seed (here one search, one training seed)
     assert report["against_eagan"]["random_d"]["by_search"]["n"] == 1
     assert eagan["gain_by_search"]["mean"] == pytest.approx(eagan["gain_over_fixed_d"]["mean"])
+    # the methods with their own G are compared with EAGAN by final FD, unpaired
+    assert set(report["final_against_eagan"]) == {"coupled", "gd3"}
+    c_fd = trained[s2.pair_key(c["g"], c["d"], 0)]["evals"]["4"]["fid"]
+    assert report["final_against_eagan"]["coupled"]["difference"] == pytest.approx(c_fd - fd)
+
+
+def test_final_against_eagan_compares_search_means_unpaired() -> None:
+    eagan = {0: [30.0, 34.0], 1: [50.0, math.nan], 2: [41.0, 45.0]}
+    d_first = {0: [20.0, 22.0], 1: [25.0, 27.0], 2: [math.inf, 19.0], 3: [30.0, 30.0]}
+    shared = {0: [1.0, 1.0], 1: [2.0, 2.0]}
+    out = s2.final_against_eagan({"eagan": eagan, "no_reset": shared, "d_first": d_first})
+    assert set(out) == {"d_first"}  # no_reset shares EAGAN's G: it is paired elsewhere
+    a, b = [21.0, 26.0, 19.0, 30.0], [32.0, 50.0, 43.0]
+    r = out["d_first"]
+    assert r["difference"] == pytest.approx(sum(a) / 4 - sum(b) / 3)
+    assert r["p"] == pytest.approx(scipy.stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert r["p_u"] == pytest.approx(scipy.stats.mannwhitneyu(a, b).pvalue)
+    assert r["n"] == [4, 3]
+    # a method with no trained answer yet is left out, and so is every one without EAGAN's
+    assert s2.final_against_eagan({"eagan": eagan, "coupled": {0: [math.nan]}}) == {}
+    assert s2.final_against_eagan({"d_first": d_first}) == {}
 
 
 def test_set_keys_in_one_line_and_multi_line_blocks() -> None:
