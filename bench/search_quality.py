@@ -365,13 +365,20 @@ def rank_test(a: Sequence[float], b: Sequence[float]) -> dict[str, float]:
 
 def two_sample(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     """Welch's t and the rank test of a against b, with the difference of the means, the medians
-    and the n's: what the report prints for each comparison."""
+    and the n's: what the report prints for each comparison.
+
+    A diverged value (inf: the training failed) has no mean, so Welch's t and the difference of
+    the means leave it out, but it has a rank: the rank test and the medians keep it as the worst
+    value, and `diverged` counts it. A NaN (not trained) is in neither."""
+    a, b = [x for x in a if not math.isnan(x)], [x for x in b if not math.isnan(x)]
+    fa, fb = finite(a), finite(b)
     return {
-        **welch(a, b),
+        **welch(fa, fb),
         **rank_test(a, b),
-        "difference": statistics.fmean(a) - statistics.fmean(b),
+        "difference": statistics.fmean(fa) - statistics.fmean(fb) if fa and fb else math.nan,
         "median": [statistics.median(a), statistics.median(b)],
         "n": [len(a), len(b)],
+        "diverged": [len(a) - len(fa), len(b) - len(fb)],
     }
 
 
@@ -557,6 +564,12 @@ def top_hypervolume(
         params = next(c["params"] for c in search["candidates"] if c["genome"] == g)
         pts.append((fd, float(params)))
     return hypervolume_2d(pts, REFERENCE)
+
+
+def ran(values: Sequence[float]) -> list[float]:
+    """The values of the trainings that ran: finite, or inf for a diverged one (a NaN: not
+    trained yet)."""
+    return [x for x in values if not math.isnan(x)]
 
 
 def finite(values: Sequence[float]) -> list[float]:
@@ -770,15 +783,15 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     verdict = {}
     # (key, what − what, the first's FDs, the second's, whether it is the issue's target)
     comparisons: list[tuple[str, str, list[float], list[float], bool]] = []
-    ws = finite(rows["random_ws"]["fd"]["values"]) if "random_ws" in rows else []
+    ws = ran(rows["random_ws"]["fd"]["values"]) if "random_ws" in rows else []
     for m in ("eagan", "eagan_best"):
         if m in rows and "random_ws" in rows:
             comparisons += [
-                (m, f"{LABELS[m]}'s pick", finite(rows[m]["fd"]["values"]), ws, True),
+                (m, f"{LABELS[m]}'s pick", ran(rows[m]["fd"]["values"]), ws, True),
                 (
                     f"{m}:best_scored",
                     f"{LABELS[m]}'s best scored over its search",
-                    finite(rows[m]["best_scored"]["values"]),
+                    ran(rows[m]["best_scored"]["values"]),
                     ws,
                     True,
                 ),
@@ -789,7 +802,7 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
                 (
                     f"{m}:random",
                     f"{LABELS[m]}'s pick",
-                    finite(rows[m]["fd"]["values"]),
+                    ran(rows[m]["fd"]["values"]),
                     truth,
                     False,
                 )

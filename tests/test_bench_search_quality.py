@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.stats
 from bench_module import load_bench
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -322,3 +323,16 @@ def test_the_rank_test_against_a_plain_count_and_an_exact_enumeration() -> None:
         extreme += abs(u(xs, ys) - mean_u) >= far - 1e-9
     assert r["p_u"] == pytest.approx(extreme / len(splits))
     assert math.isnan(sq.rank_test([], b)["p_u"])
+
+
+def test_two_sample_ranks_a_diverged_value_last_and_leaves_it_out_of_the_means() -> None:
+    a, b = [20.0, 25.0, math.inf, 30.0, math.nan], [22.0, 21.0, 40.0, 35.0]
+    r = sq.two_sample(a, b)
+    fa = [20.0, 25.0, 30.0]
+    assert r["p"] == pytest.approx(scipy.stats.ttest_ind(fa, b, equal_var=False).pvalue)
+    assert r["difference"] == pytest.approx(sum(fa) / 3 - sum(b) / 4)
+    # the rank test sees the diverged value as worse than any: it is a large one's rank
+    big = [20.0, 25.0, 1e9, 30.0]
+    assert r["p_u"] == pytest.approx(scipy.stats.mannwhitneyu(big, b).pvalue)
+    assert r["p_lower"] == pytest.approx(sq.rank_test(big, b)["p_lower"])
+    assert r["median"][0] == 27.5 and r["n"] == [4, 4] and r["diverged"] == [1, 0]
