@@ -56,6 +56,27 @@ def test_paired_t_matches_scipy() -> None:
     assert (r["lo"], r["hi"]) == (pytest.approx(lo), pytest.approx(hi))
 
 
+def _signed_rank_p(v: list[float]) -> float:
+    """The exact two-sided p of the signed-rank statistic, by flipping every sign (2^n)."""
+    ranks = scipy.stats.rankdata([abs(x) for x in v])
+    observed = sum(r for r, x in zip(ranks, v) if x > 0)
+    total = sum(ranks)
+    flips = [sum(r for i, r in enumerate(ranks) if mask >> i & 1) for mask in range(2 ** len(v))]
+    extreme = min(observed, total - observed)
+    return min(1.0, 2 * sum(w <= extreme + 1e-9 for w in flips) / len(flips))
+
+
+def test_paired_differences_carry_the_median_and_the_signed_rank_test() -> None:
+    # one diverged training (-870) dominates the mean; the rank test weighs it as one pair
+    diffs = [-870.0, 3.0, 5.5, -1.0, 2.0, 4.0, 7.0, 1.5, math.nan]
+    r = s2.paired_t(diffs)
+    v = diffs[:-1]
+    assert r["median"] == pytest.approx(sorted(v)[3:5][0] / 2 + sorted(v)[3:5][1] / 2)
+    assert r["p_w"] == pytest.approx(_signed_rank_p(v))
+    assert r["mean"] < 0 < r["median"]
+    assert math.isnan(s2.paired_t([0.0, 0.0])["p_w"])
+
+
 def test_search_means_average_the_training_seeds_of_each_search() -> None:
     by_search = {3: [4.0, 6.0], 0: [1.0, math.nan], 1: [math.inf, math.nan], 2: [-2.0, 8.0]}
     # one mean per search seed, in seed order; only finite trainings count, and a search with
