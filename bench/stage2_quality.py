@@ -473,6 +473,66 @@ def final_against_eagan(
     return out
 
 
+def round_curve(
+    cands: Sequence[Mapping[str, Any]], stages: Sequence[str]
+) -> tuple[list[float], list[int]]:
+    """A search's learning curve by round, as the paper draws it (Figs. 6 and 7): the lowest proxy
+    FD of each round, the rounds of `stages` in the order the search ran them, and the index at
+    which each stage after the first begins (its dashed boundary). A round none of whose
+    candidates has a finite FD gives NaN."""
+    ys: list[float] = []
+    starts: list[int] = []
+    for i, stage in enumerate(stages):
+        if i:
+            starts.append(len(ys))
+        rounds = sorted({int(c["round"]) for c in cands if c["stage"] == stage})
+        for r in rounds:
+            fds = [float(c["fid"]) for c in cands if c["stage"] == stage and int(c["round"]) == r]
+            ys.append(min((x for x in fds if math.isfinite(x)), default=math.nan))
+    return ys, starts
+
+
+def plot_round_curves(found: Mapping[str, Any], methods: Sequence[str], path: Path) -> bool:
+    """One panel per method: each search seed's round curve (thin) and their mean (thick), with
+    the stage boundaries dashed. Proxy FDs are each method's own supernet's, so a panel shows how
+    a search moves, not which method is better. False when no search has cached candidates."""
+    from runtime.plots import _figure, save
+
+    mine = {
+        m: [found[k] for k in sorted(found) if k.split("#")[0] == m and found[k].get("candidates")]
+        for m in methods
+    }
+    mine = {m: xs for m, xs in mine.items() if xs}
+    if not mine:
+        return False
+    cols = min(3, len(mine))
+    rows = -(-len(mine) // cols)
+    fig = _figure(size=(4.2 * cols, 3.4 * rows))
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[len(mine) :]:
+        ax.set_visible(False)
+    for ax, (m, xs) in zip(axes, mine.items(), strict=False):
+        curves = [round_curve(x["candidates"], STAGES[m]) for x in xs]
+        for ys, _ in curves:
+            ax.plot(range(1, len(ys) + 1), ys, color="tab:blue", alpha=0.3, lw=0.8)
+        n = min(len(ys) for ys, _ in curves)
+        mean = [statistics.fmean(ys[i] for ys, _ in curves) for i in range(n)]
+        ax.plot(range(1, n + 1), mean, color="tab:blue", lw=2, label=f"mean of {len(xs)}")
+        for start in curves[0][1]:
+            ax.axvline(start + 0.5, color="gray", ls="--", lw=0.8)
+        ax.set_yscale("log")
+        ax.set_xlabel("search round (" + " → ".join(STAGES[m]) + ")", fontsize="small")
+        ax.set_title(LABELS[m], fontsize="small")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    for row in grid:
+        row[0].set_ylabel("lowest proxy FD of the round")
+    save(fig, path.with_suffix(""), formats=(path.suffix.lstrip(".") or "png",))
+    return True
+
+
 def report(args: argparse.Namespace) -> dict[str, Any]:
     from rich.console import Console
     from rich.table import Table
@@ -582,6 +642,9 @@ def report(args: argparse.Namespace) -> dict[str, Any]:
     }
     args.report_file.parent.mkdir(parents=True, exist_ok=True)
     args.report_file.write_text(json.dumps(out, indent=1, default=str) + "\n")
+    curves = args.report_file.with_name(args.report_file.stem + "_curves.png")
+    if plot_round_curves(found, args.methods, curves):
+        console.print(f"learning curves: {curves}")
     return out
 
 

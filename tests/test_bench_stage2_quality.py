@@ -173,6 +173,20 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     assert set(report["final_against_eagan"]) == {"coupled", "gd3"}
     c_fd = trained[s2.pair_key(c["g"], c["d"], 0)]["evals"]["4"]["fid"]
     assert report["final_against_eagan"]["coupled"]["difference"] == pytest.approx(c_fd - fd)
+    assert (tmp_path / "report_curves.png").stat().st_size > 0
+
+
+def test_round_curve_takes_each_rounds_lowest_in_stage_order() -> None:
+    c = lambda stage, r, fid: {"stage": stage, "round": r, "fid": fid}
+    cands = [
+        c("search_g", 0, 900.0), c("search_g", 0, 700.0), c("search_g", 1, 800.0),
+        c("search_d", 0, math.nan), c("search_d", 0, 650.0), c("search_d", 1, math.inf),
+        c("search_g", 1, 750.0), c("other", 0, 1.0),
+    ]  # fmt: skip
+    ys, starts = s2.round_curve(cands, ("search_g", "search_d"))
+    assert ys[:3] == [700.0, 750.0, 650.0] and math.isnan(ys[3]) and starts == [2]
+    ys, starts = s2.round_curve(cands, ("search_d", "search_g"))  # D first: its stages reversed
+    assert ys[0] == 650.0 and math.isnan(ys[1]) and ys[2:] == [700.0, 750.0] and starts == [2]
 
 
 def test_final_against_eagan_compares_search_means_unpaired() -> None:
