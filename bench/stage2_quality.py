@@ -36,8 +36,14 @@ with the ground-truth protocol of bench/rank_correlation.py (2,000 steps, `--tra
 the EMA generator on 5,000 images) and paired by training seed. eagan, no_reset and random_d
 share stage 1 at a seed (the same G*, checked), so their D's are compared directly, with paired
 t-tests: over every (search seed, training seed) pair, and, the conservative test (the two
-trainings of one answer are not independent), over the search seeds' means. Cached per search in
-`bench/results/stage2_searches.json` and per training in `bench/results/stage2_trained.json`.
+trainings of one answer are not independent), over the search seeds' means; each paired
+difference also gets its median and Wilcoxon's signed-rank p, which one collapsed training cannot
+sway alone. D first, coupled and GD3 answer with their own G, so their final FD is compared with
+EAGAN's unpaired (Welch and Mann–Whitney over the search seeds' means). `report` also draws each
+method's learning curve by round, the lowest proxy FD of each round with the stage boundaries
+dashed (the paper's Figs. 6 and 7), into bench/results/stage2_quality_curves.png. Cached per
+search in `bench/results/stage2_searches.json` and per training in
+`bench/results/stage2_trained.json`.
 """
 
 from __future__ import annotations
