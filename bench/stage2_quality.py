@@ -412,28 +412,19 @@ def paired_t(diffs: Sequence[float]) -> dict[str, float]:
     from scipy import stats
 
     v = [x for x in diffs if math.isfinite(x)]
-    median = statistics.median(v) if v else math.nan
-    p_w = float(stats.wilcoxon(v).pvalue) if len(v) >= 2 and any(v) else math.nan
-    if len(v) < 2:
-        return {
-            "mean": statistics.fmean(v) if v else math.nan,
-            "lo": math.nan,
-            "hi": math.nan,
-            "p": math.nan,
-            "median": median,
-            "p_w": p_w,
-            "n": len(v),
-        }
-    lo, hi = sq.t_interval(v)
-    return {
-        "mean": statistics.fmean(v),
-        "lo": lo,
-        "hi": hi,
-        "p": float(stats.ttest_1samp(v, 0.0).pvalue),
-        "median": median,
-        "p_w": p_w,
+    out = {
+        "mean": statistics.fmean(v) if v else math.nan,
+        "lo": math.nan,
+        "hi": math.nan,
+        "p": math.nan,
+        "median": statistics.median(v) if v else math.nan,
+        "p_w": float(stats.wilcoxon(v).pvalue) if len(v) >= 2 and any(v) else math.nan,
         "n": len(v),
     }
+    if len(v) >= 2:
+        out["lo"], out["hi"] = sq.t_interval(v)
+        out["p"] = float(stats.ttest_1samp(v, 0.0).pvalue)
+    return out
 
 
 def search_means(by_search: Mapping[int, Sequence[float]]) -> list[float]:
