@@ -132,6 +132,28 @@ def store(
     units.update(disk)
 
 
+def add_part(ap: argparse.ArgumentParser, parts: Sequence[str]) -> None:
+    """The part to run, as a positional (one of `parts`), or `--report` alone: print the tables
+    from the caches, which is the part `report`."""
+    ap.add_argument("part", nargs="?", choices=parts)
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="print the tables from the caches now (the same as the part `report`)",
+    )
+
+
+def part_of(ap: argparse.ArgumentParser, args: argparse.Namespace) -> str:
+    """The part `add_part`'s arguments name; a parser error (exit 2, with the usage) when none
+    is named or `--report` is given beside another part."""
+    if args.report and args.part not in (None, "report"):
+        ap.error(f"--report prints the tables only: drop it, or drop the part {args.part!r}")
+    part = "report" if args.report else args.part
+    if part is None:
+        ap.error("name the part to run (the usage above lists them), or give --report")
+    return str(part)
+
+
 def shard_arg(text: str) -> tuple[int, int]:
     """`--shard K/N`: this process takes the K-th of N disjoint shares of the units."""
     try:
@@ -885,7 +907,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("part", choices=["truth", "proxy", "report", "all"])
+    add_part(ap, ["truth", "proxy", "report", "all"])
     ap.add_argument("--spec", type=Path, default=SPEC)
     ap.add_argument("--archs", type=int, default=24, help="architectures besides GNearest")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -907,6 +929,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--proxy-cache", type=Path, default=PROXY_FILE)
     ap.add_argument("--report-file", type=Path, default=REPORT_FILE)
     args = ap.parse_args(list(argv) if argv is not None else None)
+    args.part = part_of(ap, args)
     if args.part in ("truth", "all"):
         truth(args)
     if args.part in ("proxy", "all"):

@@ -649,7 +649,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("part", choices=["search", "train", "report", "all"])
+    rc.add_part(ap, ["search", "train", "report", "all"])
     ap.add_argument("--spec", type=Path, default=SPEC)
     ap.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="search seeds")
@@ -674,6 +674,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--trained-cache", type=Path, default=TRAINED_FILE)
     ap.add_argument("--report-file", type=Path, default=REPORT_FILE)
     args = ap.parse_args(list(argv) if argv is not None else None)
+    args.part = rc.part_of(ap, args)
     if args.part in ("search", "all"):
         searches(args)
     if args.part in ("train", "all"):

@@ -3,12 +3,15 @@ proxy caches its checkpoints, and the report reads both."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ROOT / "tests" / "data" / "tiny.eagan"
@@ -332,3 +335,20 @@ def test_the_failure_auc_is_sklearns_roc_auc() -> None:
         # a failing architecture is the positive class, a higher (worse) prediction its score
         assert rc.failure_auc(pred, failed) == pytest.approx(roc_auc_score(failed, pred))
     assert rc.failure_auc([1.0, 2.0, math.inf], [False, True, True]) == 1.0  # unscored: left out
+
+
+def test_report_flag_names_the_report_part() -> None:
+    """`--report` alone prints the tables from the caches (the issue's spelling); naming no part,
+    or `--report` beside another, is a usage error, not a silent default."""
+    from bench_module import load_bench
+
+    rc = load_bench("rank_correlation")
+    ap = argparse.ArgumentParser()
+    rc.add_part(ap, ["search", "train", "report", "all"])
+    assert rc.part_of(ap, ap.parse_args(["--report"])) == "report"
+    assert rc.part_of(ap, ap.parse_args(["report", "--report"])) == "report"
+    assert rc.part_of(ap, ap.parse_args(["train"])) == "train"
+    for argv in ([], ["search", "--report"]):
+        with pytest.raises(SystemExit) as e:
+            rc.part_of(ap, ap.parse_args(argv))
+        assert e.value.code == 2

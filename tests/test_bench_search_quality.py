@@ -189,8 +189,8 @@ def test_each_method_runs_caches_and_resumes(tmp_path: Path) -> None:
     trained = json.loads((tmp_path / "trained.json").read_text())["units"]
     for s in searches.values():
         assert f"{s['pick']}#0" in trained
-    out = subprocess.run(
-        _args(tmp_path, "report"), check=True, capture_output=True, text=True, env=env
+    out = subprocess.run(  # `--report` alone is the part `report`
+        _args(tmp_path, "--report"), check=True, capture_output=True, text=True, env=env
     )
     assert "random search" in out.stdout
     report = json.loads((tmp_path / "report.json").read_text())
